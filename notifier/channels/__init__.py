@@ -1,0 +1,6 @@
+"""Callback channels, registered by type name (see :mod:`notifier.channels.base`)."""
+
+from notifier.channels import email, webhook
+from notifier.channels.base import REGISTRY, CallbackSettings, Channel, Outcome, create
+
+__all__ = ["REGISTRY", "CallbackSettings", "Channel", "Outcome", "create", "email", "webhook"]

@@ -1,0 +1,69 @@
+"""What every callback channel is: settings, a ``send`` and a registry by type name.
+
+Adding a callback type is one new subclass of :class:`Channel` with a ``kind`` and a
+``Settings`` model whose ``type`` is ``Literal[kind]``; the config and the delivery
+loop find it by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
+
+REGISTRY: dict[str, type[Channel]] = {}
+
+
+class CallbackSettings(BaseModel):
+    """Common base of every callback's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one delivery attempt."""
+
+    ok: bool
+    detail: str
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+class Channel(ABC):
+    """Sends one event through one configured callback."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[CallbackSettings]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.kind] = cls
+
+    def __init__(self, name: str, settings: CallbackSettings, timeout: float) -> None:
+        self.name = name
+        self.settings = settings
+        self.timeout = timeout
+
+    def deliver(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
+        """Send and classify; never raises, whatever the receiver or the network does."""
+        try:
+            return self.send(delivery_id, payload)
+        except Exception as exc:  # noqa: BLE001 - a channel must never kill the worker
+            log.debug("callback %s: unexpected error", self.name, exc_info=True)
+            return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+    @abstractmethod
+    def send(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
+        """Send ``payload`` once; ``delivery_id`` is stable across retries."""
+
+
+def create(name: str, settings: CallbackSettings, timeout: float) -> Channel:
+    """Instantiate the channel class registered for ``settings.type``."""
+    return REGISTRY[settings.type](name, settings, timeout)

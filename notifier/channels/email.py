@@ -1,0 +1,141 @@
+"""Email through SMTP: one plain-text message per event."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import time
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, model_validator
+
+from notifier import templating
+from notifier.channels.base import CallbackSettings, Channel, Outcome
+from notifier.events import describe, sample_payload
+
+DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+DEFAULT_BODY = """\
+Job:       {{ job_id }}
+Name:      {{ name or "-" }}
+Event:     {{ type }}
+Status:    {{ status or "-" }} (previously {{ previous_status or "-" }})
+Progress:  {{ progress if progress is not none else "-" }}
+Result id: {{ result_id or "-" }}
+Errors:    {{ errors | tojson if errors else "none" }}
+Observed:  {{ observed_at }}
+"""
+
+
+def check_address(value: str) -> str:
+    """Accept ``user@domain`` or ``Name <user@domain>``."""
+    _, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    if not local or not domain or any(c.isspace() for c in address):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+Address = Annotated[str, AfterValidator(check_address)]
+
+
+class EmailSettings(CallbackSettings):
+    """``type: email`` callbacks."""
+
+    type: Literal["email"]
+    smtp_host: str = Field(min_length=1)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: Address = Field(alias="from")
+    to: list[Address] = Field(min_length=1)
+    subject_template: str | None = None
+    body_template: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> EmailSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        sample = sample_payload(time.time())
+        for template in (self.subject_template, self.body_template):
+            if template is not None:
+                templating.render_text(template, sample)
+        return self
+
+    @property
+    def port(self) -> int:
+        """The configured port, else the usual one for ``security``."""
+        return self.smtp_port or DEFAULT_PORTS[self.security]
+
+
+class EmailChannel(Channel):
+    """Sends a message; 4xx replies and network errors retry, 5xx replies are final."""
+
+    kind = "email"
+    Settings = EmailSettings
+    settings: EmailSettings
+
+    def message(self, delivery_id: str, payload: dict[str, Any]) -> EmailMessage:
+        """The message for ``payload``; its Message-ID derives from the delivery id."""
+        settings = self.settings
+        subject = f"[datasaur-notifier] {describe(payload)}"
+        if settings.subject_template:
+            subject = templating.render_text(settings.subject_template, payload).strip()
+        message = EmailMessage()
+        message["From"] = settings.from_
+        message["To"] = ", ".join(settings.to)
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message["Message-ID"] = f"<{delivery_id}@datasaur-notifier>"
+        message.set_content(
+            templating.render_text(settings.body_template or DEFAULT_BODY, payload)
+        )
+        return message
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        if settings.security == "ssl":
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(
+                settings.smtp_host, settings.port, timeout=self.timeout, context=context
+            )
+        client = smtplib.SMTP(settings.smtp_host, settings.port, timeout=self.timeout)
+        if settings.security == "starttls":
+            client.starttls(context=ssl.create_default_context())
+        return client
+
+    def send(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
+        try:
+            message = self.message(delivery_id, payload)
+        except templating.TemplateProblem as exc:
+            return Outcome(ok=False, detail=str(exc), permanent=True)
+        settings = self.settings
+        try:
+            with self._connect() as client:
+                if settings.username is not None and settings.password is not None:
+                    client.login(settings.username, settings.password.get_secret_value())
+                refused = client.send_message(message)
+                reply = "250 accepted" + (f" ({len(refused)} recipients refused)" if refused else "")
+        except smtplib.SMTPNotSupportedError:
+            return Outcome(ok=False, detail="server does not offer STARTTLS; refusing plain text")
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            return _reply_outcome(max(codes), "all recipients refused")
+        except smtplib.SMTPResponseException as exc:
+            return _reply_outcome(exc.smtp_code, _text(exc.smtp_error))
+        except (TimeoutError, socket.timeout):
+            return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
+        except (OSError, smtplib.SMTPException) as exc:
+            return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return Outcome(ok=True, detail=reply)
+
+
+def _reply_outcome(code: int, text: str) -> Outcome:
+    return Outcome(ok=False, detail=f"SMTP {code} {text}".strip(), permanent=500 <= code < 600)
+
+
+def _text(error: bytes | str) -> str:
+    return error.decode(errors="replace") if isinstance(error, bytes) else str(error)

@@ -1,0 +1,95 @@
+"""Events the daemon notifies about, and the payload every channel renders.
+
+The payload is the Standard Webhooks body: ``{"type", "timestamp", "data"}``. It is
+built once, when the event is recorded, and stored with the outbox row so that a
+retry or a redelivery sends exactly the same body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+TERMINAL_STATUSES = frozenset({"DELIVERED", "FAILED"})
+EXPIRED_EVENT = "job.expired"
+TEST_EVENT = "test"
+
+
+class JobStatus(StrEnum):
+    """Datasaur's ``JobStatus`` enum."""
+
+    NONE = "NONE"
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    FAILED = "FAILED"
+    DELIVERED = "DELIVERED"
+
+
+def event_type(status: str) -> str:
+    """``DELIVERED`` -> ``job.delivered``."""
+    return "job." + status.lower()
+
+
+def isoformat(timestamp: float) -> str:
+    """Unix seconds -> ISO-8601 UTC with millisecond precision and a ``Z``."""
+    moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_payload(
+    event: str,
+    *,
+    job_id: str,
+    name: str | None,
+    job: dict[str, Any] | None,
+    previous_status: str | None,
+    observed_at: float,
+) -> dict[str, Any]:
+    """Return the payload for ``event`` about ``job`` (Datasaur's object, or None)."""
+    job = job or {}
+    return {
+        "type": event,
+        "timestamp": isoformat(observed_at),
+        "data": {
+            "job_id": job_id,
+            "name": name,
+            "status": job.get("status"),
+            "previous_status": previous_status,
+            "progress": job.get("progress"),
+            "result_id": job.get("resultId"),
+            "errors": job.get("errors"),
+            "observed_at": isoformat(observed_at),
+            "job": job or None,
+        },
+    }
+
+
+def sample_payload(now: float) -> dict[str, Any]:
+    """A ``test`` event about a made-up job, for ``test-callback`` and template checks."""
+    job = {
+        "id": "AutoLabelQueue:00000000-0000-4000-8000-000000000000",
+        "status": "DELIVERED",
+        "progress": 100,
+        "errors": [],
+        "resultId": "sample-result",
+        "createdAt": isoformat(now - 60),
+        "updatedAt": isoformat(now),
+    }
+    payload = build_payload(
+        TEST_EVENT,
+        job_id=job["id"],
+        name="sample job",
+        job=job,
+        previous_status="IN_PROGRESS",
+        observed_at=now,
+    )
+    return payload
+
+
+def describe(payload: dict[str, Any]) -> str:
+    """One line naming the job and what happened, e.g. ``autolabel batch 12: DELIVERED``."""
+    data = payload["data"]
+    label = data.get("name") or data["job_id"]
+    what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else (data.get("status") or "?")
+    return f"{label}: {what}"
