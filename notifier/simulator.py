@@ -1,0 +1,642 @@
+"""A Datasaur stand-in on a real local HTTP server (tests, ``demo``, ``simulate``, benchmarks).
+
+Endpoints:
+
+- ``POST /api/oauth/token`` (form: client_id, client_secret, grant_type=client_credentials)
+  answers ``{"access_token", "token_type": "bearer", "expires_in"}``; wrong credentials get
+  HTTP 401 ``{"error": "invalid_client"}``.
+- ``POST /graphql`` with ``Authorization: Bearer <token>``: every query is parsed and validated
+  against the packaged schema slice (``datasaur_schema.graphql``) and executed by graphql-core.
+  Invalid queries get HTTP 200 with ``errors`` and no ``data``, and are recorded in
+  ``stats().validation_errors``. A missing, unknown or expired token gets HTTP 401.
+
+Control API (no authentication), for driving the simulator from another process:
+
+- ``GET /_sim/stats``: the :class:`SimulatorStats` as JSON.
+- ``GET /_sim/jobs/<id>``: the job as JSON, 404 if unknown.
+- ``PUT /_sim/jobs/<id>`` body ``{"status", "progress", "errors", "resultId", "result"}``:
+  :meth:`DatasaurSimulator.set_job`; answers the job.
+- ``POST /_sim/jobs`` body ``{"jobs": [{"id", "status", "progress", ...}, ...]}``: bulk set.
+- ``POST /_sim/faults`` body ``{"kind", "count", "retry_after", "delay"}``:
+  :meth:`DatasaurSimulator.inject`.
+
+Bad control requests get HTTP 400 ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hmac
+import importlib.resources
+import json
+import math
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLResolveInfo,
+    build_schema,
+    execute_sync,
+    parse,
+    validate,
+)
+
+from notifier.receiver import LocalHTTPServer, QuietHandler, Reply, json_reply
+
+JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
+FAULT_KINDS = frozenset(
+    {
+        "http_500",
+        "http_503",
+        "http_429",
+        "non_json",
+        "graphql_error",
+        "unauthenticated",
+        "http_401",
+        "hang",
+        "close",
+    }
+)
+TOKEN_FAULT_KINDS = frozenset({"http_500", "http_401"})
+
+_SCHEMA = build_schema(
+    importlib.resources.files("notifier").joinpath("datasaur_schema.graphql").read_text("utf-8")
+)
+
+Step = tuple[float, str, int]
+JobDict = dict[str, Any]
+
+
+@dataclass
+class SimulatorStats:
+    """Counters of what the simulator was asked."""
+
+    graphql_requests: int = 0
+    token_requests: int = 0
+    get_job_calls: int = 0
+    get_jobs_calls: int = 0
+    job_polls: int = 0
+    max_batch_size: int = 0
+    validation_errors: list[str] = field(default_factory=list)
+    requests: list[tuple[float, str | None, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: str
+    retry_after: str | None
+    delay: float
+
+
+@dataclass
+class _Timeline:
+    start: float
+    steps: list[Step]
+
+
+@dataclass
+class _Counts:
+    """Per-request counters, passed to resolvers as the GraphQL context."""
+
+    get_job: int = 0
+    get_jobs: int = 0
+    ids: int = 0
+    max_batch: int = 0
+
+    def add(self, n_ids: int, *, batch: bool) -> None:
+        if batch:
+            self.get_jobs += 1
+        else:
+            self.get_job += 1
+        self.ids += n_ids
+        self.max_batch = max(self.max_batch, n_ids)
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """A query that failed parsing or validation."""
+
+    code: str
+    errors: tuple[GraphQLError, ...]
+
+
+class _SimulatorHandler(QuietHandler):
+    @property
+    def sim(self) -> DatasaurSimulator:
+        assert isinstance(self.owner, DatasaurSimulator)
+        return self.owner
+
+    def do_POST(self) -> None:
+        """GraphQL, token and control endpoints."""
+        body = self.read_body()
+        path = self.path.partition("?")[0]
+        if path == "/graphql":
+            self.reply(self.sim.handle_graphql(self.headers.get("Authorization"), body))
+        elif path == "/api/oauth/token":
+            self.reply(self.sim.handle_token(body))
+        else:
+            self.reply(self.sim.handle_control("POST", path, body))
+
+    def do_GET(self) -> None:
+        """Control endpoints."""
+        self.reply(self.sim.handle_control("GET", self.path.partition("?")[0], b""))
+
+    def do_PUT(self) -> None:
+        """Control endpoints."""
+        body = self.read_body()
+        self.reply(self.sim.handle_control("PUT", self.path.partition("?")[0], body))
+
+
+class DatasaurSimulator(LocalHTTPServer):
+    """Datasaur's token endpoint and getJob/getJobs GraphQL API, with job control and faults."""
+
+    handler_class = _SimulatorHandler
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        static_token: str | None = None,
+        token_ttl: float = 3600,
+        auto_jobs: bool = False,
+        auto_finish_after: float = 20.0,
+        auth_failure_status: int = 401,
+    ) -> None:
+        super().__init__(host, port)
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._static_token = static_token
+        self._token_ttl = token_ttl
+        self._auto_jobs = auto_jobs
+        self._auto_finish_after = auto_finish_after
+        self._auth_failure_status = auth_failure_status
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobDict] = {}
+        self._timelines: dict[str, _Timeline] = {}
+        self._tokens: dict[str, float] = {}
+        self._faults: deque[_Fault] = deque()
+        self._token_faults: deque[str] = deque()
+        self._failing: dict[str, str] = {}
+        self._stats = SimulatorStats()
+        self._root = {"getJob": self._resolve_get_job, "getJobs": self._resolve_get_jobs}
+
+    @property
+    def graphql_url(self) -> str:
+        """The GraphQL endpoint."""
+        return self.url + "/graphql"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth client-credentials token endpoint."""
+        return self.url + "/api/oauth/token"
+
+    # Jobs
+
+    def set_job(
+        self,
+        job_id: str,
+        status: str = "QUEUED",
+        progress: int | None = 0,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        result_id: str | None = None,
+        result: Any = None,
+    ) -> None:
+        """Create or update a job (cancels its script, if any)."""
+        _check_status(status)
+        with self._lock:
+            self._timelines.pop(job_id, None)
+            self._store(
+                job_id,
+                status=status,
+                progress=progress,
+                errors=errors,
+                resultId=result_id,
+                result=result,
+            )
+
+    def remove_job(self, job_id: str) -> None:
+        """Forget a job (and its script)."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._timelines.pop(job_id, None)
+
+    def script_job(self, job_id: str, steps: list[Step]) -> None:
+        """From now, ``offset_seconds`` after this call the job has ``(status, progress)``.
+
+        Before the first step is due the job keeps its current state (or stays unknown).
+        A FAILED step adds a generic error if the job has none.
+        """
+        for _, status, _ in steps:
+            _check_status(status)
+        with self._lock:
+            self._timelines[job_id] = _Timeline(time.monotonic(), sorted(steps))
+            self._advance(job_id, time.monotonic())
+
+    def job(self, job_id: str) -> JobDict | None:
+        """A copy of the job as getJob would show it, or None."""
+        with self._lock:
+            self._advance(job_id, time.monotonic())
+            return copy.deepcopy(self._jobs.get(job_id))
+
+    # Faults
+
+    def inject(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        retry_after: str | None = None,
+        delay: float = 0,
+    ) -> None:
+        """Queue ``count`` faults; each GraphQL request consumes one, oldest first."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.extend([_Fault(kind, retry_after, delay)] * count)
+
+    def inject_token(self, kind: str, count: int = 1) -> None:
+        """Queue ``count`` faults for the token endpoint ("http_500" or "http_401")."""
+        if kind not in TOKEN_FAULT_KINDS:
+            raise ValueError(f"unknown token fault kind {kind!r}")
+        with self._lock:
+            self._token_faults.extend([kind] * count)
+
+    def fail_job(self, job_id: str, message: str = "boom") -> None:
+        """Make every query that asks for ``job_id`` answer a GraphQL error."""
+        with self._lock:
+            self._failing[job_id] = message
+
+    def clear_faults(self) -> None:
+        """Drop queued faults, token faults and failing jobs."""
+        with self._lock:
+            self._faults.clear()
+            self._token_faults.clear()
+            self._failing.clear()
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued token (the static token stays valid)."""
+        with self._lock:
+            self._tokens.clear()
+
+    # Stats
+
+    def stats(self) -> SimulatorStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return replace(
+                self._stats,
+                validation_errors=list(self._stats.validation_errors),
+                requests=list(self._stats.requests),
+            )
+
+    def reset_stats(self) -> None:
+        """Zero the counters."""
+        with self._lock:
+            self._stats = SimulatorStats()
+
+    # Request handling (called by the HTTP handler threads)
+
+    def handle_graphql(self, authorization: str | None, body: bytes) -> Reply | None:
+        """Answer one ``POST /graphql``; None means: close without answering."""
+        payload = _parse_json(body)
+        operation = payload.get("operationName") if isinstance(payload, dict) else None
+        fault = self._next_fault()
+        if fault is not None and fault.kind == "hang":
+            if self.pause(fault.delay):
+                return None
+        elif fault is not None:
+            self._record(operation, _Counts())
+            return _fault_reply(fault)
+        if not self._token_ok(authorization):
+            self._record(operation, _Counts())
+            message = "Invalid or expired access token"
+            return json_reply(self._auth_failure_status, _error_payload(message, "UNAUTHENTICATED"))
+        return self._execute(payload, operation)
+
+    def handle_token(self, body: bytes) -> Reply:
+        """Answer one ``POST /api/oauth/token``."""
+        with self._lock:
+            self._stats.token_requests += 1
+            fault = self._token_faults.popleft() if self._token_faults else None
+        if fault == "http_500":
+            return Reply(500, b"Internal Server Error", "text/plain")
+        form = {
+            name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()
+        }
+        if form.get("grant_type") != "client_credentials":
+            return json_reply(400, {"error": "unsupported_grant_type"})
+        if fault == "http_401" or not self._credentials_ok(form):
+            return json_reply(401, {"error": "invalid_client"})
+        return json_reply(200, self._issue_token())
+
+    def handle_control(self, method: str, path: str, body: bytes) -> Reply:
+        """Answer one ``/_sim/...`` control request."""
+        if not path.startswith("/_sim/"):
+            return json_reply(404, {"error": f"no such endpoint: {method} {path}"})
+        try:
+            return self._control(method, path.removeprefix("/_sim/"), _parse_json(body) or {})
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            return json_reply(400, {"error": f"{type(error).__name__}: {error}"})
+
+    # Internals
+
+    def _control(self, method: str, route: str, payload: Any) -> Reply:
+        if (method, route) == ("GET", "stats"):
+            return json_reply(200, asdict(self.stats()))
+        if (method, route) == ("POST", "jobs"):
+            for job in payload["jobs"]:
+                self._set_job_from(job["id"], job)
+            return json_reply(200, {"count": len(payload["jobs"])})
+        if (method, route) == ("POST", "faults"):
+            self._inject_from(payload)
+            return json_reply(200, {"ok": True})
+        if route.startswith("jobs/") and method in ("GET", "PUT"):
+            return self._control_job(method, unquote(route.removeprefix("jobs/")), payload)
+        return json_reply(404, {"error": f"no such endpoint: {method} /_sim/{route}"})
+
+    def _control_job(self, method: str, job_id: str, payload: Any) -> Reply:
+        if method == "PUT":
+            self._set_job_from(job_id, payload)
+        job = self.job(job_id)
+        return json_reply(404, {"error": "unknown job"}) if job is None else json_reply(200, job)
+
+    def _set_job_from(self, job_id: str, data: dict[str, Any]) -> None:
+        self.set_job(
+            job_id,
+            data.get("status", "QUEUED"),
+            data.get("progress", 0),
+            errors=data.get("errors"),
+            result_id=data.get("resultId"),
+            result=data.get("result"),
+        )
+
+    def _inject_from(self, payload: dict[str, Any]) -> None:
+        self.inject(
+            payload["kind"],
+            int(payload.get("count", 1)),
+            retry_after=payload.get("retry_after"),
+            delay=float(payload.get("delay", 0)),
+        )
+
+    def _execute(self, payload: Any, operation: str | None) -> Reply:
+        query = payload.get("query") if isinstance(payload, dict) else None
+        if not isinstance(query, str):
+            self._record(operation, _Counts())
+            return json_reply(400, _error_payload("Expected a JSON body with a 'query' string"))
+        prepared = _prepare(query)
+        if isinstance(prepared, _Rejected):
+            self._record(operation, _Counts(), [error.message for error in prepared.errors])
+            return json_reply(200, _rejected_payload(prepared))
+        counts = _Counts()
+        result = execute_sync(
+            _SCHEMA,
+            prepared,
+            root_value=self._root,
+            context_value=counts,
+            variable_values=payload.get("variables") or {},
+            operation_name=operation,
+        )
+        self._record(operation, counts, _request_errors(result))
+        return json_reply(200, {**result.formatted, "extensions": {}})
+
+    def _resolve_get_job(self, info: GraphQLResolveInfo[Any], **args: Any) -> JobDict | None:
+        info.context.add(1, batch=False)
+        job_id: str = args["jobId"]
+        with self._lock:
+            self._raise_if_failing([job_id])
+            return self._lookup(job_id, time.monotonic())
+
+    def _resolve_get_jobs(self, info: GraphQLResolveInfo[Any], **args: Any) -> list[JobDict | None]:
+        job_ids: list[str] = args["jobIds"]
+        info.context.add(len(job_ids), batch=True)
+        now = time.monotonic()
+        with self._lock:
+            self._raise_if_failing(job_ids)
+            return [self._lookup(job_id, now) for job_id in job_ids]
+
+    def _raise_if_failing(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            if job_id in self._failing:
+                raise GraphQLError(
+                    self._failing[job_id], extensions={"code": "INTERNAL_SERVER_ERROR"}
+                )
+
+    def _lookup(self, job_id: str, now: float) -> JobDict | None:
+        """The job as of ``now`` (lock held); starts an automatic script for new ids."""
+        if self._auto_jobs and job_id not in self._jobs and job_id not in self._timelines:
+            steps = _auto_steps(job_id, self._auto_finish_after)
+            self._timelines[job_id] = _Timeline(now, steps)
+        self._advance(job_id, now)
+        job = self._jobs.get(job_id)
+        return None if job is None else dict(job)
+
+    def _advance(self, job_id: str, now: float) -> None:
+        """Apply the script's latest due step (lock held)."""
+        timeline = self._timelines.get(job_id)
+        if timeline is None:
+            return
+        due: Step | None = None
+        while timeline.steps and timeline.start + timeline.steps[0][0] <= now:
+            due = timeline.steps.pop(0)
+        if not timeline.steps:
+            del self._timelines[job_id]
+        if due is not None:
+            self._store(job_id, status=due[1], progress=due[2])
+            self._add_failure_error(job_id)
+
+    def _add_failure_error(self, job_id: str) -> None:
+        job = self._jobs[job_id]
+        if job["status"] == "FAILED" and not job["errors"]:
+            error = {"id": f"{job_id}:error", "stack": "Error: simulated failure", "args": {}}
+            job["errors"] = [error]
+
+    def _store(self, job_id: str, **fields: Any) -> None:
+        """Create or update a job record (lock held)."""
+        now = _iso_now()
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = {"id": job_id, "createdAt": now, "errors": None, "resultId": None, "result": None}
+            self._jobs[job_id] = job
+        job.update(fields, updatedAt=now)
+
+    def _next_fault(self) -> _Fault | None:
+        with self._lock:
+            self._stats.graphql_requests += 1
+            return self._faults.popleft() if self._faults else None
+
+    def _record(self, operation: str | None, counts: _Counts, invalid: Sequence[str] = ()) -> None:
+        with self._lock:
+            stats = self._stats
+            stats.get_job_calls += counts.get_job
+            stats.get_jobs_calls += counts.get_jobs
+            stats.job_polls += counts.ids
+            stats.max_batch_size = max(stats.max_batch_size, counts.max_batch)
+            stats.validation_errors.extend(invalid)
+            stats.requests.append((time.monotonic(), operation, counts.ids))
+
+    def _token_ok(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return False
+        if self._static_token and hmac.compare_digest(token, self._static_token):
+            return True
+        with self._lock:
+            expiry = self._tokens.get(token)
+        return expiry is not None and expiry > time.monotonic()
+
+    def _credentials_ok(self, form: dict[str, str]) -> bool:
+        client_id = form.get("client_id", "")
+        client_secret = form.get("client_secret", "")
+        if self._client_id is None or self._client_secret is None:
+            return bool(client_id and client_secret)
+        return hmac.compare_digest(client_id, self._client_id) and hmac.compare_digest(
+            client_secret, self._client_secret
+        )
+
+    def _issue_token(self) -> dict[str, Any]:
+        token = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            self._tokens = {key: expiry for key, expiry in self._tokens.items() if expiry > now}
+            self._tokens[token] = now + self._token_ttl
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": math.ceil(self._token_ttl),
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def _prepare(query: str) -> DocumentNode | _Rejected:
+    """Parse and validate ``query`` against the schema (cached per query text)."""
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        return _Rejected("GRAPHQL_PARSE_FAILED", (error,))
+    errors = validate(_SCHEMA, document)
+    return _Rejected("GRAPHQL_VALIDATION_FAILED", tuple(errors)) if errors else document
+
+
+def _request_errors(result: ExecutionResult) -> list[str]:
+    """Errors not tied to a field: bad variables, unknown operation name."""
+    return [error.message for error in result.errors or [] if error.path is None]
+
+
+def _rejected_payload(rejected: _Rejected) -> dict[str, Any]:
+    errors = [
+        {**error.formatted, "extensions": {"code": rejected.code}} for error in rejected.errors
+    ]
+    return {"errors": errors, "extensions": {}}
+
+
+def _error_payload(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}], "data": None}
+
+
+def _fault_reply(fault: _Fault) -> Reply | None:
+    """The answer for an injected fault (None: close the connection)."""
+    if fault.kind == "close":
+        return None
+    if fault.kind == "http_429":
+        headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+        return Reply(429, b"Too Many Requests", "text/plain", headers)
+    return _FAULT_REPLIES[fault.kind]
+
+
+_FAULT_REPLIES = {
+    "http_500": Reply(500, b"Internal Server Error", "text/plain"),
+    "http_503": Reply(503, b"Service Unavailable", "text/plain"),
+    "non_json": Reply(200, b"<html><body>Bad gateway</body></html>", "text/html"),
+    "graphql_error": json_reply(
+        200, _error_payload("Simulated internal error", "INTERNAL_SERVER_ERROR")
+    ),
+    "unauthenticated": json_reply(200, _error_payload("Unauthenticated", "UNAUTHENTICATED")),
+    "http_401": json_reply(401, _error_payload("Unauthenticated", "UNAUTHENTICATED")),
+}
+
+
+def _auto_steps(job_id: str, duration: float) -> list[Step]:
+    """QUEUED, IN_PROGRESS with rising progress, then DELIVERED (FAILED if the id says "fail")."""
+    rising = [(duration * share, "IN_PROGRESS", round(share * 100)) for share in (0.1, 0.3, 0.6)]
+    final: Step = (duration, "FAILED", 60) if "fail" in job_id else (duration, "DELIVERED", 100)
+    return [(0.0, "QUEUED", 0), *rising, final]
+
+
+def _check_status(status: str) -> None:
+    if status not in JOB_STATUSES:
+        raise ValueError(f"unknown job status {status!r}; expected one of {sorted(JOB_STATUSES)}")
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    static_token: str | None = None,
+    auto_jobs: bool = True,
+    auto_finish_after: float = 20.0,
+    announce: Callable[[str], None] = _print_now,
+) -> None:
+    """Run a simulator in the foreground until Ctrl-C or SIGTERM (``datasaur-notifier simulate``)."""
+    sim = DatasaurSimulator(
+        host,
+        port,
+        client_id=client_id,
+        client_secret=client_secret,
+        static_token=static_token,
+        auto_jobs=auto_jobs,
+        auto_finish_after=auto_finish_after,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
+    with sim:
+        for line in describe(sim, any_credentials=client_id is None):
+            announce(line)
+        try:
+            sim.wait()
+        except KeyboardInterrupt:
+            announce("Stopping.")
+
+
+def describe(sim: DatasaurSimulator, *, any_credentials: bool) -> list[str]:
+    """Lines telling a person where the simulator listens."""
+    credentials = "any non-empty" if any_credentials else "only the configured"
+    return [
+        f"Datasaur simulator listening on {sim.url}",
+        f"  api_url:   {sim.url}  (GraphQL at {sim.graphql_url})",
+        f"  token_url: {sim.token_url}  ({credentials} client_id/client_secret)",
+        f"  control:   {sim.url}/_sim/stats, {sim.url}/_sim/jobs/<id>, {sim.url}/_sim/faults",
+        "Press Ctrl-C to stop.",
+    ]

@@ -1,0 +1,1 @@
+"""Test helpers: an SMTP sink and polling waits."""
