@@ -319,3 +319,24 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(str(path), [f"cannot read the config file: {reason}"]) from None
     return parse_config(text, str(path), environ)
+
+
+def secrets_of(config: Config) -> list[str]:
+    """Every secret value in ``config`` (for log redaction)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found

@@ -1,0 +1,255 @@
+"""The ``datasaur-notifier`` command line. Thin: parse, call, print, exit.
+
+Exit status: 0 ok, 1 runtime failure, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from notifier import __version__, channels, logs
+from notifier.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JobSpec, load_config
+from notifier.events import JobStatus, sample_payload
+from notifier.report import deliveries_table, delivery_document, job_document, jobs_table
+from notifier.store import SqliteStore, StoreError
+
+OK, FAILURE, USAGE = 0, 1, 2
+JOB_STATES = ("watching", "done", "expired", "unwatched")
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+class UsageError(Exception):
+    """A command-line argument that does not fit the config (exit 2)."""
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2))
+
+
+def _open_store(config: Config) -> SqliteStore:
+    return SqliteStore(config.state_path)
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """The daemon, in the foreground."""
+    from notifier.daemon import Daemon
+
+    return Daemon(args.config, config, metrics_port=args.metrics_port).run()
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    """Reaching here means the config is valid."""
+    print(
+        f"{args.config}: ok ({len(config.callbacks)} callbacks, {len(config.jobs)} jobs, "
+        f"state {config.state_path})"
+    )
+    return OK
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    """The watch list."""
+    store = _open_store(config)
+    jobs = store.jobs(state=args.state, job_id=args.job)
+    if args.json:
+        _print_json({"jobs": [job_document(job) for job in jobs]})
+    else:
+        print(jobs_table(jobs))
+    return OK
+
+
+def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
+    """The outbox."""
+    store = _open_store(config)
+    deliveries = store.deliveries(state=args.state, job_id=args.job)
+    if args.json:
+        _print_json({"deliveries": [delivery_document(d) for d in deliveries]})
+    else:
+        print(deliveries_table(deliveries))
+    return OK
+
+
+def cmd_watch(args: argparse.Namespace, config: Config) -> int:
+    """Add a job to the persisted watch list."""
+    for name in args.notify or []:
+        if name not in config.callbacks:
+            known = ", ".join(config.callbacks) or "none configured"
+            raise UsageError(f"--notify: unknown callback {name!r} (known: {known})")
+    fields: dict[str, Any] = {"id": args.job_id, "name": args.name, "notify": args.notify}
+    if args.on_status:
+        fields["on_status"] = args.on_status
+    try:
+        spec = JobSpec.model_validate(fields)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[-1].strip()) from None
+    job = _open_store(config).watch(spec, time.time())
+    print(f"watching {job.id} (state {job.state})" + (f" as {job.name!r}" if job.name else ""))
+    return OK
+
+
+def cmd_unwatch(args: argparse.Namespace, config: Config) -> int:
+    """Stop polling a job."""
+    job = _open_store(config).unwatch(args.job_id)
+    if job is None:
+        print(f"no watched job {args.job_id!r}", file=sys.stderr)
+        return FAILURE
+    print(f"{job.id}: {job.state}")
+    return OK
+
+
+def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
+    """Queue a delivery again under the same webhook-id."""
+    delivery = _open_store(config).redeliver(args.delivery_id, time.time())
+    if delivery is None:
+        print(f"no delivery {args.delivery_id!r}", file=sys.stderr)
+        return FAILURE
+    print(f"{delivery.id}: queued again ({delivery.event} for {delivery.job_id} "
+          f"to {delivery.callback})")
+    return OK
+
+
+def cmd_test_callback(args: argparse.Namespace, config: Config) -> int:
+    """Send a ``test`` event through one callback, now."""
+    if args.name not in config.callbacks:
+        known = ", ".join(config.callbacks) or "none configured"
+        raise UsageError(f"unknown callback {args.name!r} (known: {known})")
+    channel = channels.create(args.name, config.callback(args.name), config.delivery.timeout)
+    started = time.monotonic()
+    outcome = channel.deliver("msg_test_" + uuid.uuid4().hex, sample_payload(time.time()))
+    took = (time.monotonic() - started) * 1000
+    verdict = "ok" if outcome.ok else "failed"
+    stream = sys.stdout if outcome.ok else sys.stderr
+    print(f"{args.name}: {verdict}: {outcome.detail} ({took:.0f}ms)", file=stream)
+    return OK if outcome.ok else FAILURE
+
+
+def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
+    """Ask Datasaur about one job."""
+    from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
+
+    try:
+        job = DatasaurClient(config.datasaur).get_job(args.job_id)
+    except (ApiUnavailable, QueryRejected) as exc:
+        print(f"cannot get job {args.job_id}: {exc}", file=sys.stderr)
+        return FAILURE
+    if job is None:
+        print(f"job {args.job_id} not found", file=sys.stderr)
+        return FAILURE
+    _print_json(job)
+    return OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The real daemon against an embedded simulator and receiver."""
+    from notifier.demo import run_demo
+
+    return run_demo()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the Datasaur simulator in the foreground."""
+    from notifier.simulator import serve
+
+    serve(args.host, args.port, auto_finish_after=args.finish_after)
+    return OK
+
+
+# --- parsing --------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", type=Path, default=argparse.SUPPRESS,
+        help=f"config file (default {DEFAULT_CONFIG_PATH})",
+    )
+    common.add_argument(
+        "--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+        help="log line format on stderr (default text)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="datasaur-notifier",
+        description="Watch Datasaur jobs and notify webhooks and email when they end.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[..., int], text: str, config: bool = True) -> Any:
+        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(func=func, needs_config=config)
+        return sub
+
+    run = add("run", cmd_run, "Run the daemon in the foreground (SIGHUP reloads the config).")
+    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz")
+    add("check-config", cmd_check_config, "Validate the config file; exit 2 on any problem.")
+    for name, func, states, text in (
+        ("status", cmd_status, JOB_STATES, "Show the watched jobs."),
+        ("deliveries", cmd_deliveries, DELIVERY_STATES, "Show the notification outbox."),
+    ):
+        sub = add(name, func, text)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.add_argument("--state", choices=states, help="only rows in this state")
+        sub.add_argument("--job", metavar="JOB_ID", help="only this job")
+    watch = add("watch", cmd_watch, "Add a job to the persisted watch list.")
+    watch.add_argument("job_id", metavar="JOB_ID")
+    watch.add_argument("--name", help="shown in notifications")
+    watch.add_argument("--notify", nargs="+", metavar="CALLBACK", help="default: every callback")
+    watch.add_argument(
+        "--on-status", nargs="+", metavar="STATUS", choices=[s.value for s in JobStatus],
+        help="statuses that notify (default: DELIVERED FAILED)",
+    )
+    add("unwatch", cmd_unwatch, "Stop watching a job.").add_argument("job_id", metavar="JOB_ID")
+    add("redeliver", cmd_redeliver, "Queue a delivered or dead delivery again.").add_argument(
+        "delivery_id", metavar="DELIVERY_ID"
+    )
+    add("test-callback", cmd_test_callback, "Send a test event through a callback now.")\
+        .add_argument("name", metavar="NAME")
+    add("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.")\
+        .add_argument("job_id", metavar="JOB_ID")
+    add("demo", cmd_demo, "Run the daemon against a local simulator and receiver.", config=False)
+    simulate = add(
+        "simulate", cmd_simulate, "Serve the Datasaur simulator (token + GraphQL).", config=False
+    )
+    simulate.add_argument("--port", type=int, default=0, help="default: a free port")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument(
+        "--finish-after", type=float, default=20.0, metavar="SECONDS",
+        help="unknown job ids become jobs that finish after this long",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m notifier``."""
+    args = _parser().parse_args(argv)
+    args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
+    logs.setup(getattr(args, "log_format", "text"))
+    if not args.needs_config:
+        return int(args.func(args))
+    try:
+        config = load_config(args.config)
+        return int(args.func(args, config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return USAGE
+    except UsageError as exc:
+        print(f"datasaur-notifier {args.command}: {exc}", file=sys.stderr)
+        return USAGE
+    except StoreError as exc:
+        print(f"datasaur-notifier {args.command}: {exc}", file=sys.stderr)
+        return FAILURE
+    except KeyboardInterrupt:
+        return FAILURE

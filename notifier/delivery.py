@@ -1,0 +1,189 @@
+"""The delivery loop: sends outbox rows through their callbacks, records every attempt.
+
+Each callback has its own lane -- a bounded pool of ``delivery.concurrency`` workers --
+so a slow or dead receiver never delays another callback's deliveries. Claims are kept
+in memory only: after a crash every pending row is simply due again (and may be sent
+once more under the same ``webhook-id``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from notifier import metrics
+from notifier.backoff import exponential
+from notifier.channels import Channel, Outcome
+from notifier.config import DeliverySettings
+from notifier.store import Attempt, Delivery, Store
+
+log = logging.getLogger(__name__)
+
+def next_state(
+    delivery: Delivery, outcome: Outcome, now: float, settings: DeliverySettings
+) -> tuple[str, float | None]:
+    """The delivery's state after an attempt, and when to try again."""
+    if outcome.ok:
+        return "delivered", None
+    if outcome.permanent or now - delivery.queued_at >= settings.give_up_after:
+        return "dead", None
+    delay = exponential(delivery.attempts + 1, settings.initial_backoff, settings.max_backoff)
+    if outcome.retry_after is not None:
+        return "pending", now + max(delay, outcome.retry_after)
+    return "pending", min(now + delay, delivery.queued_at + settings.give_up_after)
+
+
+class Lane:
+    """The deliveries of one callback, sent by at most ``concurrency`` workers at once."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        store: Store,
+        settings: DeliverySettings,
+        clock: Callable[[], float],
+        in_flight: set[str] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.in_flight: set[str] = set() if in_flight is None else in_flight
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.concurrency, thread_name_prefix=f"deliver-{channel.name}"
+        )
+
+    def fill(self) -> None:
+        """Start sending due deliveries while there are free workers."""
+        with self._lock:
+            free = self.settings.concurrency - len(self.in_flight)
+            if self._closed or free <= 0:
+                return
+            busy = list(self.in_flight)
+            due = self.store.due_deliveries(self.channel.name, self.clock(), free, busy)
+            for delivery in due:
+                self.in_flight.add(delivery.id)
+                self._pool.submit(self._send, delivery)
+
+    def _send(self, delivery: Delivery) -> None:
+        try:
+            attempt = self.attempt(delivery)
+            self.store.record_attempt(attempt)
+        except Exception:  # noqa: BLE001 - a worker must survive a store hiccup
+            log.exception("delivery %s: could not record the attempt", delivery.id)
+        finally:
+            with self._lock:
+                self.in_flight.discard(delivery.id)
+        try:
+            self.fill()
+        except Exception:  # noqa: BLE001
+            log.exception("callback %s: could not look for due deliveries", self.channel.name)
+
+    def attempt(self, delivery: Delivery) -> Attempt:
+        """Send once and work out the delivery's new state."""
+        started = self.clock()
+        begun = time.monotonic()
+        outcome = self.channel.deliver(delivery.id, delivery.payload)
+        duration = time.monotonic() - begun
+        state, next_at = next_state(delivery, outcome, self.clock(), self.settings)
+        _log_attempt(delivery, outcome, state, next_at, duration, self.clock())
+        _count_attempt(delivery, outcome, state, self.clock())
+        return Attempt(
+            delivery_id=delivery.id,
+            attempted_at=started,
+            duration=duration,
+            ok=outcome.ok,
+            detail=outcome.detail,
+            state=state,
+            next_attempt_at=next_at,
+        )
+
+    def close(self, wait: bool) -> None:
+        """Take no new work; with ``wait``, let the attempts in flight finish."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _count_attempt(delivery: Delivery, outcome: Outcome, state: str, now: float) -> None:
+    metrics.DELIVERY_ATTEMPTS.labels(delivery.callback, "ok" if outcome.ok else "failed").inc()
+    if state != "pending":
+        metrics.DELIVERIES.labels(delivery.callback, state).inc()
+    if state == "delivered":
+        metrics.NOTIFICATION_LATENCY.labels(delivery.callback).observe(now - delivery.created_at)
+
+
+def _log_attempt(
+    delivery: Delivery,
+    outcome: Outcome,
+    state: str,
+    next_at: float | None,
+    duration: float,
+    now: float,
+) -> None:
+    where = f"delivery {delivery.id} ({delivery.event} for job {delivery.job_id} to {delivery.callback})"
+    if outcome.ok:
+        log.info("%s: delivered, %s in %.0fms", where, outcome.detail, duration * 1000)
+    elif state == "dead" and outcome.detail.startswith("HTTP 410"):
+        log.warning("%s: dead: the endpoint answered 410 Gone and asked to be removed", where)
+    elif state == "dead":
+        log.warning("%s: dead after %d attempts: %s", where, delivery.attempts + 1, outcome.detail)
+    else:
+        retry = next_at - now if next_at is not None else 0.0
+        log.warning("%s: failed (%s); retrying in %.1fs", where, outcome.detail, retry)
+
+
+class Dispatcher:
+    """Owns the lanes; ``tick`` (and every new outbox row) wakes them."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        settings: DeliverySettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.lanes: dict[str, Lane] = {}
+        self.reconfigure(channels, settings)
+
+    def reconfigure(self, channels: Mapping[str, Channel], settings: DeliverySettings) -> None:
+        """Swap in new callbacks; attempts in flight finish in the background.
+
+        A changed callback's new lane shares the old lane's in-flight set, so that a
+        delivery being sent is not picked up a second time.
+        """
+        old = self.lanes
+        self.lanes = {
+            name: Lane(
+                channel,
+                self.store,
+                settings,
+                self.clock,
+                old[name].in_flight if name in old else None,
+            )
+            for name, channel in channels.items()
+        }
+        for lane in old.values():
+            lane.close(wait=False)
+
+    def tick(self) -> None:
+        """Start every due delivery there is room for."""
+        for lane in list(self.lanes.values()):
+            lane.fill()
+
+    def in_flight(self) -> int:
+        """Attempts being made right now."""
+        return sum(len(lane.in_flight) for lane in self.lanes.values())
+
+    def close(self) -> None:
+        """Stop taking work and wait for the attempts in flight (each bounded by its timeout)."""
+        for lane in self.lanes.values():
+            lane.close(wait=True)
+

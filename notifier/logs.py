@@ -1,0 +1,71 @@
+"""Logging to stderr, one line per event: readable by default, JSON for log shippers.
+
+A redacting filter replaces every configured secret, in case one ever reaches a
+message through a library's error text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+
+from notifier.events import isoformat
+
+QUIET_LOGGERS = ("urllib3", "apscheduler", "requests")
+
+
+class _Redactor(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{isoformat(record.created)} {record.levelname:<7} {record.getMessage()}"
+        if record.exc_info:
+            line += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": isoformat(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+_REDACTOR = _Redactor()
+
+
+def setup(log_format: str = "text", level: int = logging.INFO) -> None:
+    """Send every log record to stderr in ``log_format`` (``text`` or ``json``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else _TextFormatter())
+    handler.addFilter(_REDACTOR)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact(secrets: Iterable[str]) -> None:
+    """Never let these strings reach a log line."""
+    _REDACTOR.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)

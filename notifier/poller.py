@@ -1,0 +1,228 @@
+"""The poll tick: which jobs are due, one batched query, and what each answer means.
+
+:func:`decide` is the pure rule for one job (adaptive interval, terminal states,
+expiry, events); :class:`Poller` drives it against the store and the API, respecting
+the request-rate cap and backing off the whole poller when the API is unwell.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from notifier import metrics
+from notifier.backoff import exponential
+from notifier.config import Config, PollingSettings
+from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
+from notifier.events import EXPIRED_EVENT, TERMINAL_STATUSES, build_payload, event_type
+from notifier.ratelimit import RateLimiter
+from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "not found"
+SPREAD = 0.2  # next polls land in [0.8, 1.0] x interval, spreading jobs registered together
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one poll saw: the job, or ``found=False`` (unknown id), or an error."""
+
+    job: dict[str, Any] | None = None
+    found: bool = True
+    error: str | None = None
+
+
+def _spread(interval: float, rng: random.Random) -> float:
+    return interval * rng.uniform(1 - SPREAD, 1.0)
+
+
+def _next_interval(job: WatchedJob, changed: bool, polling: PollingSettings) -> float:
+    """Back to ``interval`` on any change, else twice the last one, up to ``max_interval``."""
+    if changed or job.poll_interval is None:
+        return polling.interval
+    return min(job.poll_interval * 2, polling.max_interval)
+
+
+def decide(
+    job: WatchedJob,
+    seen: Observation,
+    now: float,
+    polling: PollingSettings,
+    targets: Sequence[str],
+    rng: random.Random,
+) -> JobUpdate:
+    """What ``seen`` means for ``job``: its new row and the events to notify."""
+    status, progress, details = job.status, job.progress, job.job
+    events: list[NewEvent] = []
+    if seen.error is not None:
+        interval, error = _next_interval(job, False, polling), seen.error
+    elif not seen.found:
+        interval, error = polling.max_interval, NOT_FOUND
+    else:
+        details = seen.job or {}
+        status, progress, error = details.get("status"), details.get("progress"), None
+        changed = (status, progress) != (job.status, job.progress)
+        interval = _next_interval(job, changed, polling)
+        if status != job.status and status in job.on_status:
+            events.append(_event(event_type(status), job, details, now, targets))
+    state = "watching"
+    if status in TERMINAL_STATUSES and seen.error is None and seen.found:
+        state = "done"
+    elif polling.expire_after and now - job.registered_at >= polling.expire_after:
+        state = "expired"
+        events.append(_event(EXPIRED_EVENT, job, details, now, targets))
+    next_poll = _spread(interval, rng) + now if state == "watching" else None
+    return JobUpdate(
+        job_id=job.id,
+        state=state,
+        status=status,
+        progress=progress,
+        job=details,
+        polled_at=now,
+        next_poll_at=next_poll,
+        poll_interval=interval,
+        last_error=error,
+        events=events,
+    )
+
+
+def _event(
+    event: str, job: WatchedJob, details: dict[str, Any] | None, now: float, targets: Sequence[str]
+) -> NewEvent:
+    payload = build_payload(
+        event,
+        job_id=job.id,
+        name=job.name,
+        job=details,
+        previous_status=job.status,
+        observed_at=now,
+    )
+    return NewEvent(event=event, payload=payload, callbacks=targets)
+
+
+class Poller:
+    """Polls the due jobs once per tick, in batches, within the request-rate cap."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        on_enqueued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.on_enqueued = on_enqueued
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stopping = threading.Event()
+        self.failures = 0
+        self.backoff_until = 0.0
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Use a new config (after SIGHUP); the API client is rebuilt if its settings changed."""
+        if getattr(self, "config", None) is None or self.config.datasaur != config.datasaur:
+            self.client = DatasaurClient(config.datasaur)
+            self.limiter = RateLimiter(config.datasaur.max_requests_per_second)
+        self.config = config
+
+    def targets(self, job: WatchedJob) -> list[str]:
+        """The callbacks a job notifies: its ``notify`` list, else every callback."""
+        return list(self.config.callbacks) if job.notify is None else list(job.notify)
+
+    def tick(self) -> int:
+        """Poll what is due; returns the number of job-polls made."""
+        polled = 0
+        batch_size = self.config.datasaur.batch_size
+        while not self.stopping.is_set() and self.clock() >= self.backoff_until:
+            jobs = self.store.due_jobs(self.clock(), batch_size)
+            if not jobs or not self.limiter.try_acquire():
+                break
+            if not self._poll_batch(jobs):
+                break
+            polled += len(jobs)
+            if len(jobs) < batch_size:
+                break
+        return polled
+
+    def _poll_batch(self, jobs: list[WatchedJob]) -> bool:
+        """Poll one batch; False when the API is unavailable (the poller then backs off)."""
+        ids = [job.id for job in jobs]
+        try:
+            try:
+                answers = self.client.get_jobs(ids)
+            except QueryRejected as first:
+                log.warning("batch of %d jobs rejected (%s); retrying once", len(ids), first)
+                self.limiter.acquire(self.stopping)
+                answers = self.client.get_jobs(ids)
+            seen = [Observation(job=a, found=a is not None) for a in answers]
+        except QueryRejected as exc:
+            log.warning("batch of %d jobs rejected again (%s); polling them one by one", len(ids), exc)
+            return self._poll_one_by_one(jobs)
+        except ApiUnavailable as exc:
+            self._api_failed(exc)
+            return False
+        self._record(jobs, seen)
+        return True
+
+    def _poll_one_by_one(self, jobs: list[WatchedJob]) -> bool:
+        seen: list[Observation] = []
+        for job in jobs:
+            if not self.limiter.acquire(self.stopping):
+                break
+            try:
+                answer = self.client.get_job(job.id)
+                seen.append(Observation(job=answer, found=answer is not None))
+            except QueryRejected as exc:
+                log.warning("job %s: Datasaur rejected the query: %s", job.id, exc)
+                seen.append(Observation(error=str(exc)))
+            except ApiUnavailable as exc:
+                self._record(jobs[: len(seen)], seen)
+                self._api_failed(exc)
+                return False
+        self._record(jobs[: len(seen)], seen)
+        if seen and all(s.error is not None for s in seen):
+            self._api_failed(ApiUnavailable("every job of the batch was rejected"))
+            return False
+        return True
+
+    def _record(self, jobs: Sequence[WatchedJob], seen: Sequence[Observation]) -> None:
+        if self.failures:
+            log.info("Datasaur API is answering again after %d failed attempts", self.failures)
+            self.failures = 0
+        now = self.clock()
+        updates = [
+            decide(job, s, now, self.config.polling, self.targets(job), self.rng)
+            for job, s in zip(jobs, seen, strict=True)
+        ]
+        created = self.store.apply_polls(updates)
+        metrics.JOB_POLLS.inc(len(updates))
+        for update in updates:
+            self._log_update(update)
+        if created:
+            self.on_enqueued()
+
+    @staticmethod
+    def _log_update(update: JobUpdate) -> None:
+        for event in update.events:
+            log.info(
+                "job %s: %s, notifying %s", update.job_id, event.event, ", ".join(event.callbacks)
+            )
+        if update.state == "done" and not update.events:
+            log.info("job %s: %s (no notification configured)", update.job_id, update.status)
+
+    def _api_failed(self, exc: ApiUnavailable) -> None:
+        metrics.POLL_ERRORS.labels(type(exc).__name__).inc()
+        self.failures += 1
+        polling = self.config.polling
+        delay = exponential(self.failures, min(polling.interval, 5.0), polling.max_interval)
+        delay = max(delay, exc.retry_after or 0.0)
+        self.backoff_until = self.clock() + delay
+        log.error("polling paused for %.1fs: %s (failure %d)", delay, exc, self.failures)

@@ -1,0 +1,102 @@
+"""How ``status`` and ``deliveries`` show the store: JSON documents and aligned tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from notifier.durations import relative_time
+from notifier.events import isoformat
+from notifier.store import Delivery, WatchedJob
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else isoformat(timestamp)
+
+
+def job_document(job: WatchedJob) -> dict[str, Any]:
+    """A watched job as ``status --json`` prints it."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "progress": job.progress,
+        "state": job.state,
+        "last_polled_at": _iso(job.last_polled_at),
+        "next_poll_at": _iso(job.next_poll_at),
+        "last_error": job.last_error,
+        "notify": job.notify,
+        "on_status": list(job.on_status),
+        "source": job.source,
+    }
+
+
+def delivery_document(delivery: Delivery) -> dict[str, Any]:
+    """A delivery as ``deliveries --json`` prints it; ``id`` is the webhook-id."""
+    return {
+        "id": delivery.id,
+        "job_id": delivery.job_id,
+        "callback": delivery.callback,
+        "event": delivery.event,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "created_at": _iso(delivery.created_at),
+        "delivered_at": _iso(delivery.delivered_at),
+        "next_attempt_at": _iso(delivery.next_attempt_at if delivery.state == "pending" else None),
+    }
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
+    """The watch list for people."""
+    now = time.time() if now is None else now
+    rows = [
+        [
+            job.id,
+            job.name or "-",
+            job.state,
+            job.status or "-",
+            "-" if job.progress is None else str(job.progress),
+            relative_time(job.last_polled_at, now),
+            relative_time(job.next_poll_at, now),
+            job.last_error or "",
+        ]
+        for job in jobs
+    ]
+    headers = ["JOB", "NAME", "STATE", "STATUS", "PROGRESS", "POLLED", "NEXT POLL", "ERROR"]
+    return table(headers, rows) if rows else "no watched jobs"
+
+
+def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -> str:
+    """The outbox for people."""
+    now = time.time() if now is None else now
+    rows = [
+        [
+            d.id,
+            d.job_id,
+            d.callback,
+            d.event,
+            d.state,
+            str(d.attempts),
+            relative_time(d.created_at, now),
+            relative_time(d.delivered_at, now)
+            if d.state == "delivered"
+            else (relative_time(d.next_attempt_at, now) if d.state == "pending" else "-"),
+            d.last_error or "",
+        ]
+        for d in deliveries
+    ]
+    headers = ["ID", "JOB", "CALLBACK", "EVENT", "STATE", "ATTEMPTS", "CREATED", "DELIVERED/NEXT",
+               "LAST ERROR"]
+    return table(headers, rows) if rows else "no deliveries"
