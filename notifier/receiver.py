@@ -6,6 +6,7 @@ Also home of the small threaded-HTTP-server base (:class:`LocalHTTPServer`, :cla
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import socket
@@ -145,10 +146,8 @@ class LocalHTTPServer:
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def __enter__(self) -> Self:
         self.start()

@@ -138,7 +138,7 @@ class _SimulatorHandler(QuietHandler):
         assert isinstance(self.owner, DatasaurSimulator)
         return self.owner
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 (http.server hook)
         """GraphQL, token and control endpoints."""
         body = self.read_body()
         path = self.path.partition("?")[0]
@@ -149,11 +149,11 @@ class _SimulatorHandler(QuietHandler):
         else:
             self.reply(self.sim.handle_control("POST", path, body))
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (http.server hook)
         """Control endpoints."""
         self.reply(self.sim.handle_control("GET", self.path.partition("?")[0], b""))
 
-    def do_PUT(self) -> None:
+    def do_PUT(self) -> None:  # noqa: N802 (http.server hook)
         """Control endpoints."""
         body = self.read_body()
         self.reply(self.sim.handle_control("PUT", self.path.partition("?")[0], body))
@@ -610,7 +610,7 @@ def serve(
     auto_finish_after: float = 20.0,
     announce: Callable[[str], None] = _print_now,
 ) -> None:
-    """Run a simulator in the foreground until Ctrl-C or SIGTERM (``datasaur-notifier simulate``)."""
+    """Run a simulator until Ctrl-C or SIGTERM (for ``datasaur-notifier simulate``)."""
     sim = DatasaurSimulator(
         host,
         port,

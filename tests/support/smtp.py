@@ -47,7 +47,7 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd hook)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         reply = self.sink.next_reply("RCPT")
@@ -56,7 +56,9 @@ class _Handler:
             return "250 OK"
         return reply
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802 (aiosmtpd hook)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         reply = self.sink.next_reply("DATA") or ACCEPTED
         self.sink.record(envelope, reply)
         return reply
