@@ -1,0 +1,93 @@
+"""Real local servers on 127.0.0.1 and a factory for daemon configs and processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifier.receiver import WebhookReceiver
+from notifier.simulator import DatasaurSimulator
+from tests.support.daemon import DaemonProcess, write_config
+from tests.support.smtp import SmtpSink
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "s3cret-client-value"
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def simulator() -> Iterator[DatasaurSimulator]:
+    with DatasaurSimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
+        yield sim
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(secret=WEBHOOK_SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+def base_config(sim: DatasaurSimulator, state_dir: Path, **sections: Any) -> dict[str, Any]:
+    """A fast-polling config against ``sim``; keyword arguments replace whole sections."""
+    config: dict[str, Any] = {
+        "datasaur": {
+            "graphql_url": sim.graphql_url,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "timeout": "2s",
+        },
+        "state_path": str(state_dir / "state.db"),
+        "polling": {"interval": "0.2s", "max_interval": "1s", "expire_after": 0},
+        "delivery": {"timeout": "2s", "initial_backoff": "0.1s", "max_backoff": "1s"},
+        "callbacks": {},
+        "jobs": [],
+    }
+    config.update(sections)
+    return config
+
+
+def webhook(receiver: WebhookReceiver, path: str = "/hook", **extra: Any) -> dict[str, Any]:
+    """A signed webhook callback to ``receiver``."""
+    return {"type": "webhook", "url": receiver.url + path, "secret": WEBHOOK_SECRET, **extra}
+
+
+def email(sink: SmtpSink, **extra: Any) -> dict[str, Any]:
+    """A plain-SMTP email callback to ``sink``."""
+    return {
+        "type": "email",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": sink.port,
+        "security": "none",
+        "from": "notifier@example.com",
+        "to": ["team@example.com"],
+        **extra,
+    }
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """``daemon_factory(config_dict) -> DaemonProcess`` started; all stopped at teardown."""
+    started: list[DaemonProcess] = []
+
+    def start(config: dict[str, Any], env: dict[str, str] | None = None,
+              args: tuple[str, ...] = (), wait_ready: bool = True) -> DaemonProcess:
+        path = write_config(tmp_path / "config.yaml", config)
+        daemon = DaemonProcess(path, env=env, args=args).start()
+        started.append(daemon)
+        if wait_ready:
+            daemon.wait_ready()
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.alive():
+            daemon.stop()
