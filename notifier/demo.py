@@ -1,0 +1,150 @@
+"""``datasaur-notifier demo``: the real daemon, end to end, on this machine only.
+
+An embedded Datasaur simulator serves a few jobs that progress and end, a local
+receiver verifies every signed webhook, and the daemon runs as a subprocess on a
+temporary state file. Exits 0 once every expected notification has arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import IO, Any
+
+import yaml
+
+from notifier.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.simulator import DatasaurSimulator
+
+DEADLINE = 45.0
+# (job id, name, timeline of (seconds, status, progress))
+JOBS = [
+    ("AutoLabelQueue:demo-0001", "auto-label batch 12", [(0, "DELIVERED", 100)]),
+    (
+        "AutoLabelQueue:demo-0002",
+        "auto-label batch 13",
+        [(0, "QUEUED", 0), (1.5, "IN_PROGRESS", 30), (3, "IN_PROGRESS", 70), (4.5, "DELIVERED", 100)],
+    ),
+    (
+        "ExportQueue:demo-0003",
+        "export to S3",
+        [(0, "IN_PROGRESS", 10), (2.5, "IN_PROGRESS", 60), (6, "DELIVERED", 100)],
+    ),
+    ("ProjectCreation:demo-0004", "project creation", [(0, "QUEUED", 0), (3.5, "FAILED", 0)]),
+]
+
+
+def _config(
+    sim: DatasaurSimulator, receiver: WebhookReceiver, secret: str, state: Path
+) -> dict[str, Any]:
+    return {
+        "datasaur": {
+            "graphql_url": sim.graphql_url,
+            "client_id": "demo",
+            "client_secret": "${DEMO_CLIENT_SECRET}",
+            "timeout": "5s",
+        },
+        "state_path": str(state),
+        "polling": {"interval": "0.5s", "max_interval": "2s", "expire_after": "5m"},
+        "delivery": {"timeout": "5s", "initial_backoff": "0.5s", "max_backoff": "5s"},
+        "callbacks": {
+            "demo-hook": {"type": "webhook", "url": receiver.url + "/hook", "secret": secret}
+        },
+        "jobs": [{"id": job_id, "name": name} for job_id, name, _ in JOBS],
+    }
+
+
+def _relay(stream: IO[str]) -> None:
+    for line in stream:
+        print(f"  daemon | {line.rstrip()}", flush=True)
+
+
+def _announce(started: float) -> Callable[[ReceivedWebhook], None]:
+    def show(webhook: ReceivedWebhook) -> None:
+        payload = webhook.json or {}
+        data = payload.get("data", {})
+        check = "signature verified" if webhook.signature_ok else "BAD SIGNATURE"
+        print(
+            f"[{time.monotonic() - started:5.1f}s] webhook {payload.get('type')}: "
+            f"{data.get('name')} ({data.get('job_id')}), status {data.get('status')}, "
+            f"progress {data.get('progress')}; {check}",
+            flush=True,
+        )
+
+    return show
+
+
+def run_demo() -> int:
+    """Run the demo; 0 once every notification arrived with a valid signature."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    client_secret = secrets.token_urlsafe(16)
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="datasaur-notifier-demo-") as tmp,
+        DatasaurSimulator(client_id="demo", client_secret=client_secret) as sim,
+        WebhookReceiver(secret=secret) as receiver,
+    ):
+        for job_id, _, steps in JOBS:
+            sim.script_job(job_id, [(float(t), status, p) for t, status, p in steps])
+        config_path = Path(tmp) / "config.yaml"
+        config_path.write_text(yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db")))
+        config_path.chmod(0o600)
+        receiver.on_receive = _announce(started)
+        print(f"Datasaur simulator on {sim.url}; webhook receiver on {receiver.url}")
+        print(f"Watching {len(JOBS)} jobs: 3 will be DELIVERED, 1 will FAIL.\n", flush=True)
+        env = {**os.environ, "DEMO_CLIENT_SECRET": client_secret}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "notifier", "-c", str(config_path), "run"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert daemon.stderr is not None
+        relay = threading.Thread(target=_relay, args=(daemon.stderr,), daemon=True)
+        relay.start()
+        try:
+            ok = _wait_for_all(receiver, daemon)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+            relay.join(5)
+        _summary(config_path, env, ok)
+    return 0 if ok else 1
+
+
+def _wait_for_all(receiver: WebhookReceiver, daemon: subprocess.Popen[str]) -> bool:
+    expected = {job_id for job_id, _, _ in JOBS}
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline and daemon.poll() is None:
+        arrived = {
+            (w.json or {}).get("data", {}).get("job_id") for w in receiver.received if w.signature_ok
+        }
+        if expected <= arrived:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _summary(config_path: Path, env: dict[str, str], ok: bool) -> None:
+    print(flush=True)
+    for command in ("status", "deliveries"):
+        print(f"$ datasaur-notifier {command}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "notifier", "-c", str(config_path), command],
+            check=False,
+            env=env,
+        )
+        print(flush=True)
+    if ok:
+        print("Demo finished: every job's notification arrived exactly once, signed.")
+    else:
+        print("Demo failed: not every notification arrived in time.", file=sys.stderr)
