@@ -112,8 +112,10 @@ def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     if delivery is None:
         print(f"no delivery {args.delivery_id!r}", file=sys.stderr)
         return FAILURE
-    print(f"{delivery.id}: queued again ({delivery.event} for {delivery.job_id} "
-          f"to {delivery.callback})")
+    print(
+        f"{delivery.id}: queued again ({delivery.event} for {delivery.job_id} "
+        f"to {delivery.callback})"
+    )
     return OK
 
 
@@ -171,11 +173,16 @@ Handler = Callable[[argparse.Namespace, Config], int]
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-c", "--config", type=Path, default=argparse.SUPPRESS,
+        "-c",
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
         help=f"config file (default {DEFAULT_CONFIG_PATH})",
     )
     common.add_argument(
-        "--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
         help="log line format on stderr (default text)",
     )
     parser = argparse.ArgumentParser(
@@ -207,17 +214,22 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--name", help="shown in notifications")
     watch.add_argument("--notify", nargs="+", metavar="CALLBACK", help="default: every callback")
     watch.add_argument(
-        "--on-status", nargs="+", metavar="STATUS", choices=[s.value for s in JobStatus],
+        "--on-status",
+        nargs="+",
+        metavar="STATUS",
+        choices=[s.value for s in JobStatus],
         help="statuses that notify (default: DELIVERED FAILED)",
     )
     add("unwatch", cmd_unwatch, "Stop watching a job.").add_argument("job_id", metavar="JOB_ID")
     add("redeliver", cmd_redeliver, "Queue a delivered or dead delivery again.").add_argument(
         "delivery_id", metavar="DELIVERY_ID"
     )
-    add("test-callback", cmd_test_callback, "Send a test event through a callback now.")\
-        .add_argument("name", metavar="NAME")
-    add("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.")\
-        .add_argument("job_id", metavar="JOB_ID")
+    add(
+        "test-callback", cmd_test_callback, "Send a test event through a callback now."
+    ).add_argument("name", metavar="NAME")
+    add("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.").add_argument(
+        "job_id", metavar="JOB_ID"
+    )
     add("demo", cmd_demo, "Run the daemon against a local simulator and receiver.", config=False)
     simulate = add(
         "simulate", cmd_simulate, "Serve the Datasaur simulator (token + GraphQL).", config=False
@@ -225,7 +237,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--port", type=int, default=0, help="default: a free port")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument(
-        "--finish-after", type=float, default=20.0, metavar="SECONDS",
+        "--finish-after",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
         help="unknown job ids become jobs that finish after this long",
     )
     return parser

@@ -254,8 +254,10 @@ def _without_union_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 def _cross_check(raw: dict[str, Any]) -> list[str]:
     """Checks that span sections: job ids unique, ``notify`` names configured callbacks."""
     problems: list[str] = []
-    callbacks = raw.get("callbacks") if isinstance(raw.get("callbacks"), dict) else {}
-    jobs = raw.get("jobs") if isinstance(raw.get("jobs"), list) else []
+    callbacks: dict[str, Any] = raw.get("callbacks") or {}
+    jobs: list[Any] = raw.get("jobs") or []
+    if not isinstance(callbacks, dict) or not isinstance(jobs, list):
+        return problems
     first_index: dict[str, int] = {}
     for index, job in enumerate(jobs):
         if not isinstance(job, dict):

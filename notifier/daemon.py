@@ -121,14 +121,18 @@ class Daemon:
         every = tick_seconds(config)
         for job_id, func in (("poll", self._poll_tick), ("deliver", self._deliver_tick)):
             self.scheduler.add_job(
-                func, "interval", seconds=every, id=job_id, replace_existing=True,
+                func,
+                "interval",
+                seconds=every,
+                id=job_id,
+                replace_existing=True,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
 
     def _guarded(self, name: str, func: Callable[[], object]) -> None:
         try:
             func()
-        except Exception as exc:  # noqa: BLE001 - a tick must never kill the scheduler
+        except Exception as exc:
             log.error("%s tick failed: %s: %s", name, type(exc).__name__, exc)
         self.health.ticked()
 
@@ -179,7 +183,7 @@ class Daemon:
             return
         try:
             self._apply(new)
-        except Exception as exc:  # noqa: BLE001 - a bad reload must not end the daemon
+        except Exception as exc:
             log.error("reload failed, keeping the previous config: %s", exc)
         self.systemd.ready(self.summary())
 
@@ -209,4 +213,3 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.stop()
         log.info("stopped: %s", self.summary())
-

@@ -13,9 +13,8 @@ from typing import Any
 
 import requests
 
-from notifier import __version__
+from notifier import __version__, metrics
 from notifier.backoff import parse_retry_after
-from notifier import metrics
 from notifier.config import DatasaurSettings
 
 log = logging.getLogger(__name__)

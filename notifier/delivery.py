@@ -22,6 +22,7 @@ from notifier.store import Attempt, Delivery, Store
 
 log = logging.getLogger(__name__)
 
+
 def next_state(
     delivery: Delivery, outcome: Outcome, now: float, settings: DeliverySettings
 ) -> tuple[str, float | None]:
@@ -74,14 +75,14 @@ class Lane:
         try:
             attempt = self.attempt(delivery)
             self.store.record_attempt(attempt)
-        except Exception:  # noqa: BLE001 - a worker must survive a store hiccup
+        except Exception:
             log.exception("delivery %s: could not record the attempt", delivery.id)
         finally:
             with self._lock:
                 self.in_flight.discard(delivery.id)
         try:
             self.fill()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("callback %s: could not look for due deliveries", self.channel.name)
 
     def attempt(self, delivery: Delivery) -> Attempt:
@@ -126,7 +127,10 @@ def _log_attempt(
     duration: float,
     now: float,
 ) -> None:
-    where = f"delivery {delivery.id} ({delivery.event} for job {delivery.job_id} to {delivery.callback})"
+    where = (
+        f"delivery {delivery.id} ({delivery.event} for job {delivery.job_id}"
+        f" to {delivery.callback})"
+    )
     if outcome.ok:
         log.info("%s: delivered, %s in %.0fms", where, outcome.detail, duration * 1000)
     elif state == "dead" and outcome.detail.startswith("HTTP 410"):
@@ -186,4 +190,3 @@ class Dispatcher:
         """Stop taking work and wait for the attempts in flight (each bounded by its timeout)."""
         for lane in self.lanes.values():
             lane.close(wait=True)
-

@@ -16,8 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import yaml
@@ -27,12 +27,17 @@ from notifier.simulator import DatasaurSimulator
 
 DEADLINE = 45.0
 # (job id, name, timeline of (seconds, status, progress))
-JOBS = [
+JOBS: list[tuple[str, str, list[tuple[float, str, int]]]] = [
     ("AutoLabelQueue:demo-0001", "auto-label batch 12", [(0, "DELIVERED", 100)]),
     (
         "AutoLabelQueue:demo-0002",
         "auto-label batch 13",
-        [(0, "QUEUED", 0), (1.5, "IN_PROGRESS", 30), (3, "IN_PROGRESS", 70), (4.5, "DELIVERED", 100)],
+        [
+            (0, "QUEUED", 0),
+            (1.5, "IN_PROGRESS", 30),
+            (3, "IN_PROGRESS", 70),
+            (4.5, "DELIVERED", 100),
+        ],
     ),
     (
         "ExportQueue:demo-0003",
@@ -96,7 +101,9 @@ def run_demo() -> int:
         for job_id, _, steps in JOBS:
             sim.script_job(job_id, [(float(t), status, p) for t, status, p in steps])
         config_path = Path(tmp) / "config.yaml"
-        config_path.write_text(yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db")))
+        config_path.write_text(
+            yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db"))
+        )
         config_path.chmod(0o600)
         receiver.on_receive = _announce(started)
         print(f"Datasaur simulator on {sim.url}; webhook receiver on {receiver.url}")
@@ -126,7 +133,9 @@ def _wait_for_all(receiver: WebhookReceiver, daemon: subprocess.Popen[str]) -> b
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline and daemon.poll() is None:
         arrived = {
-            (w.json or {}).get("data", {}).get("job_id") for w in receiver.received if w.signature_ok
+            (w.json or {}).get("data", {}).get("job_id")
+            for w in receiver.received
+            if w.signature_ok
         }
         if expected <= arrived:
             return True

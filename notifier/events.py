@@ -67,8 +67,9 @@ def build_payload(
 
 def sample_payload(now: float) -> dict[str, Any]:
     """A ``test`` event about a made-up job, for ``test-callback`` and template checks."""
-    job = {
-        "id": "AutoLabelQueue:00000000-0000-4000-8000-000000000000",
+    job_id = "AutoLabelQueue:00000000-0000-4000-8000-000000000000"
+    job: dict[str, Any] = {
+        "id": job_id,
         "status": "DELIVERED",
         "progress": 100,
         "errors": [],
@@ -76,15 +77,14 @@ def sample_payload(now: float) -> dict[str, Any]:
         "createdAt": isoformat(now - 60),
         "updatedAt": isoformat(now),
     }
-    payload = build_payload(
+    return build_payload(
         TEST_EVENT,
-        job_id=job["id"],
+        job_id=job_id,
         name="sample job",
         job=job,
         previous_status="IN_PROGRESS",
         observed_at=now,
     )
-    return payload
 
 
 def describe(payload: dict[str, Any]) -> str:

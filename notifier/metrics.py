@@ -26,19 +26,25 @@ POLL_ERRORS = Counter(
     "notifier_poll_errors", "Polls that failed, by reason", ["reason"], registry=REGISTRY
 )
 GRAPHQL_REQUESTS = Counter(
-    "notifier_graphql_requests", "GraphQL requests to Datasaur", ["operation", "outcome"],
+    "notifier_graphql_requests",
+    "GraphQL requests to Datasaur",
+    ["operation", "outcome"],
     registry=REGISTRY,
 )
 GRAPHQL_LATENCY = Histogram(
-    "notifier_graphql_request_seconds", "GraphQL request latency", ["operation"],
+    "notifier_graphql_request_seconds",
+    "GraphQL request latency",
+    ["operation"],
     registry=REGISTRY,
 )
 DELIVERY_ATTEMPTS = Counter(
     "notifier_delivery_attempts", "Delivery attempts", ["callback", "outcome"], registry=REGISTRY
 )
 DELIVERIES = Counter(
-    "notifier_deliveries", "Deliveries finished, by callback and final state",
-    ["callback", "state"], registry=REGISTRY,
+    "notifier_deliveries",
+    "Deliveries finished, by callback and final state",
+    ["callback", "state"],
+    registry=REGISTRY,
 )
 NOTIFICATION_LATENCY = Histogram(
     "notifier_notification_latency_seconds",
@@ -61,9 +67,7 @@ class StoreCollector(Collector):
         for state in ("watching", "done", "expired", "unwatched"):
             jobs.add_metric([state], counts["jobs"].get(state, 0))
         yield jobs
-        deliveries = GaugeMetricFamily(
-            "notifier_outbox", "Outbox rows by state", labels=["state"]
-        )
+        deliveries = GaugeMetricFamily("notifier_outbox", "Outbox rows by state", labels=["state"])
         for state in ("pending", "delivered", "dead"):
             deliveries.add_metric([state], counts["deliveries"].get(state, 0))
         yield deliveries
@@ -99,7 +103,7 @@ class MetricsServer:
         registry.register(StoreCollector(store))
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path.startswith("/healthz"):
                     ok = health.healthy()
                     self._answer(200 if ok else 503, b"ok\n" if ok else b"scheduler stalled\n")

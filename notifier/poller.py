@@ -124,13 +124,17 @@ class Poller:
         self.stopping = threading.Event()
         self.failures = 0
         self.backoff_until = 0.0
-        self.reconfigure(config)
+        self.config = config
+        self._connect(config)
+
+    def _connect(self, config: Config) -> None:
+        self.client = DatasaurClient(config.datasaur)
+        self.limiter = RateLimiter(config.datasaur.max_requests_per_second)
 
     def reconfigure(self, config: Config) -> None:
         """Use a new config (after SIGHUP); the API client is rebuilt if its settings changed."""
-        if getattr(self, "config", None) is None or self.config.datasaur != config.datasaur:
-            self.client = DatasaurClient(config.datasaur)
-            self.limiter = RateLimiter(config.datasaur.max_requests_per_second)
+        if config.datasaur != self.config.datasaur:
+            self._connect(config)
         self.config = config
 
     def targets(self, job: WatchedJob) -> list[str]:
@@ -164,7 +168,9 @@ class Poller:
                 answers = self.client.get_jobs(ids)
             seen = [Observation(job=a, found=a is not None) for a in answers]
         except QueryRejected as exc:
-            log.warning("batch of %d jobs rejected again (%s); polling them one by one", len(ids), exc)
+            log.warning(
+                "batch of %d jobs rejected again (%s); polling them one by one", len(ids), exc
+            )
             return self._poll_one_by_one(jobs)
         except ApiUnavailable as exc:
             self._api_failed(exc)

@@ -97,6 +97,15 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
         ]
         for d in deliveries
     ]
-    headers = ["ID", "JOB", "CALLBACK", "EVENT", "STATE", "ATTEMPTS", "CREATED", "DELIVERED/NEXT",
-               "LAST ERROR"]
+    headers = [
+        "ID",
+        "JOB",
+        "CALLBACK",
+        "EVENT",
+        "STATE",
+        "ATTEMPTS",
+        "CREATED",
+        "DELIVERED/NEXT",
+        "LAST ERROR",
+    ]
     return table(headers, rows) if rows else "no deliveries"

@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Mapping
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
 class InvalidSecret(ValueError):

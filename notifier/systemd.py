@@ -36,7 +36,9 @@ class Notifier:
 
     def reloading(self) -> None:
         """A reload has started (``MONOTONIC_USEC`` is required by Type=notify-reload)."""
-        self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        self.send(
+            "RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+        )
 
     def stopping(self) -> None:
         """Shutting down."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 import time
 from email.message import EmailMessage
@@ -90,9 +89,7 @@ class EmailChannel(Channel):
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = f"<{delivery_id}@datasaur-notifier>"
-        message.set_content(
-            templating.render_text(settings.body_template or DEFAULT_BODY, payload)
-        )
+        message.set_content(templating.render_text(settings.body_template or DEFAULT_BODY, payload))
         return message
 
     def _connect(self) -> smtplib.SMTP:
@@ -118,7 +115,9 @@ class EmailChannel(Channel):
                 if settings.username is not None and settings.password is not None:
                     client.login(settings.username, settings.password.get_secret_value())
                 refused = client.send_message(message)
-                reply = "250 accepted" + (f" ({len(refused)} recipients refused)" if refused else "")
+                reply = "250 accepted" + (
+                    f" ({len(refused)} recipients refused)" if refused else ""
+                )
         except smtplib.SMTPNotSupportedError:
             return Outcome(ok=False, detail="server does not offer STARTTLS; refusing plain text")
         except smtplib.SMTPRecipientsRefused as exc:
@@ -126,7 +125,7 @@ class EmailChannel(Channel):
             return _reply_outcome(max(codes), "all recipients refused")
         except smtplib.SMTPResponseException as exc:
             return _reply_outcome(exc.smtp_code, _text(exc.smtp_error))
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
