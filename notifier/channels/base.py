@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 REGISTRY: dict[str, type[Channel]] = {}
 
 
+def empty_as_none(value: object) -> object:
+    """``${VAR:-}`` expands to ""; for optional settings that means "not set"."""
+    return None if value == "" else value
+
+
 class CallbackSettings(BaseModel):
     """Common base of every callback's settings."""
 

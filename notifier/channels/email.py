@@ -9,10 +9,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from notifier import templating
-from notifier.channels.base import CallbackSettings, Channel, Outcome
+from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
 from notifier.events import describe, sample_payload
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -53,6 +53,8 @@ class EmailSettings(CallbackSettings):
     to: list[Address] = Field(min_length=1)
     subject_template: str | None = None
     body_template: str | None = None
+
+    _optional = field_validator("username", "password", mode="before")(empty_as_none)
 
     @model_validator(mode="after")
     def _check(self) -> EmailSettings:

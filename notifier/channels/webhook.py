@@ -13,7 +13,7 @@ from pydantic import SecretStr, field_validator, model_validator
 
 from notifier import __version__, signing, templating
 from notifier.backoff import parse_retry_after
-from notifier.channels.base import CallbackSettings, Channel, Outcome
+from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
 from notifier.events import sample_payload
 
 USER_AGENT = f"datasaur-notifier/{__version__}"
@@ -38,6 +38,7 @@ class WebhookSettings(CallbackSettings):
     body_template: str | None = None
 
     _check_url = field_validator("url")(check_http_url)
+    _optional = field_validator("secret", mode="before")(empty_as_none)
 
     @field_validator("secret")
     @classmethod
