@@ -13,7 +13,12 @@ from collections.abc import Iterable
 
 from notifier.events import isoformat
 
-QUIET_LOGGERS = ("urllib3", "apscheduler", "requests")
+# APScheduler warns about every tick skipped while the previous one still runs: noise.
+QUIET_LOGGERS = {
+    "urllib3": logging.WARNING,
+    "requests": logging.WARNING,
+    "apscheduler": logging.ERROR,
+}
 
 
 class _Redactor(logging.Filter):
@@ -62,8 +67,8 @@ def setup(log_format: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
 
 
 def redact(secrets: Iterable[str]) -> None:
