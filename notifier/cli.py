@@ -56,26 +56,30 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
+def _show(
+    args: argparse.Namespace,
+    key: str,
+    rows: Sequence[Any],
+    document: Callable[[Any], dict[str, Any]],
+    table_of: Callable[[Sequence[Any]], str],
+) -> int:
+    if args.json:
+        _print_json({key: [document(row) for row in rows]})
+    else:
+        print(table_of(rows))
+    return OK
+
+
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     """The watch list."""
-    store = _open_store(config)
-    jobs = store.jobs(state=args.state, job_id=args.job)
-    if args.json:
-        _print_json({"jobs": [job_document(job) for job in jobs]})
-    else:
-        print(jobs_table(jobs))
-    return OK
+    jobs = _open_store(config).jobs(state=args.state, job_id=args.job)
+    return _show(args, "jobs", jobs, job_document, jobs_table)
 
 
 def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     """The outbox."""
-    store = _open_store(config)
-    deliveries = store.deliveries(state=args.state, job_id=args.job)
-    if args.json:
-        _print_json({"deliveries": [delivery_document(d) for d in deliveries]})
-    else:
-        print(deliveries_table(deliveries))
-    return OK
+    deliveries = _open_store(config).deliveries(state=args.state, job_id=args.job)
+    return _show(args, "deliveries", deliveries, delivery_document, deliveries_table)
 
 
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
@@ -166,8 +170,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 # --- parsing --------------------------------------------------------------------------
-
-Handler = Callable[[argparse.Namespace, Config], int]
 
 
 def _parser() -> argparse.ArgumentParser:
