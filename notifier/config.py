@@ -229,6 +229,11 @@ def _message(error: Any) -> str:
         return f"unknown callback type {error['input'].get('type')!r} (known: {_known_types()})"
     if kind == "union_tag_not_found":
         return f"type: required (one of {_known_types()})"
+    if kind == "invalid_key":
+        return (
+            f"key {error['input']!r} is not a string (YAML reads unquoted on/off/yes/no"
+            " as booleans: quote the key)"
+        )
     return str(message).removeprefix("Value error, ")
 
 
@@ -239,7 +244,10 @@ def _known_types() -> str:
 def _validation_problems(exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
-        path = key_path(_without_union_tag(error["loc"]))
+        loc = _without_union_tag(error["loc"])
+        if error["type"] == "invalid_key":
+            loc = loc[:-1]  # pydantic puts the offending key itself (True -> 1) last
+        path = key_path(loc)
         problems.append(f"{path}: {_message(error)}" if path else _message(error))
     return problems
 
