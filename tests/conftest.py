@@ -78,8 +78,12 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """``daemon_factory(config_dict) -> DaemonProcess`` started; all stopped at teardown."""
     started: list[DaemonProcess] = []
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None,
-              args: tuple[str, ...] = (), wait_ready: bool = True) -> DaemonProcess:
+    def start(
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        wait_ready: bool = True,
+    ) -> DaemonProcess:
         path = write_config(tmp_path / "config.yaml", config)
         daemon = DaemonProcess(path, env=env, args=args).start()
         started.append(daemon)

@@ -56,7 +56,9 @@ class DaemonProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_for_log(self, text: str, timeout: float = 15) -> None:
-        wait_until(lambda: text in self.output, timeout, message=f"{text!r} not logged:\n{self.output}")
+        wait_until(
+            lambda: text in self.output, timeout, message=f"{text!r} not logged:\n{self.output}"
+        )
 
     def wait_ready(self, timeout: float = 15) -> None:
         self.wait_for_log("running:", timeout)
