@@ -201,7 +201,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     run = add("run", cmd_run, "Run the daemon in the foreground (SIGHUP reloads the config).")
-    run.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz")
+    run.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics and /healthz"
+    )
     add("check-config", cmd_check_config, "Validate the config file; exit 2 on any problem.")
     for name, func, states, text in (
         ("status", cmd_status, JOB_STATES, "Show the watched jobs."),

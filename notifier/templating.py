@@ -12,7 +12,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 
@@ -23,7 +23,15 @@ class TemplateProblem(ValueError):
 def _json_escape(value: Any) -> str:
     if value is None:
         return "null"
-    text = value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Undefined):
+        text = str(value)  # StrictUndefined: raises UndefinedError, a TemplateError
+    else:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):  # e.g. {{ range(3) }}: not JSON, inserted as text
+            text = str(value)
     return json.dumps(text)[1:-1]
 
 
@@ -44,6 +52,8 @@ def render_text(source: str, payload: dict[str, Any]) -> str:
         return _environment(False).from_string(source).render(context(payload))
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
+    except Exception as exc:  # e.g. {{ 1 / 0 }}: an error of the template, not of ours
+        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
 
 
 def render_json(source: str, payload: dict[str, Any]) -> bytes:
@@ -52,6 +62,8 @@ def render_json(source: str, payload: dict[str, Any]) -> bytes:
         rendered = _environment(True).from_string(source).render(context(payload))
     except TemplateError as exc:
         raise TemplateProblem(f"template error: {exc}") from None
+    except Exception as exc:  # e.g. {{ 1 / 0 }}: an error of the template, not of ours
+        raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}") from None
     try:
         json.loads(rendered)
     except ValueError as exc:
