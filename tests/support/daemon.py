@@ -38,8 +38,11 @@ class DaemonProcess:
         self.args = args
         self.log_path = config.with_name(config.stem + ".log")
         self.process: subprocess.Popen[bytes] | None = None
+        self.offset = 0
 
     def start(self) -> DaemonProcess:
+        """Start (or restart) the daemon; later waits only look at what this run logs."""
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "notifier", "-c", str(self.config), "run", *self.args],
@@ -52,12 +55,24 @@ class DaemonProcess:
 
     @property
     def output(self) -> str:
-        """Everything the daemon(s) logged so far."""
+        """Everything the daemon(s) logged so far, across restarts."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def run_output(self) -> str:
+        """What the current run logged."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self.offset)
+            return log.read().decode(errors="replace")
+
     def wait_for_log(self, text: str, timeout: float = 15) -> None:
+        """Wait until the current run logs ``text``."""
         wait_until(
-            lambda: text in self.output, timeout, message=f"{text!r} not logged:\n{self.output}"
+            lambda: text in self.run_output,
+            timeout,
+            message=f"{text!r} not logged:\n{self.run_output}",
         )
 
     def wait_ready(self, timeout: float = 15) -> None:
