@@ -278,9 +278,11 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):  # e.g. a corrupt page found mid-write
+                raise StoreError(f"cannot use state file {self.path}: {exc}") from None
             raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

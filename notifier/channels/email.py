@@ -129,6 +129,10 @@ class EmailChannel(Channel):
             return _reply_outcome(exc.smtp_code, _text(exc.smtp_error))
         except TimeoutError:
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
+        except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):  # smtplib wraps a reply timeout
+                return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
+            return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
         return Outcome(ok=True, detail=reply)
