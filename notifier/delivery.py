@@ -18,6 +18,7 @@ from notifier import metrics
 from notifier.backoff import exponential
 from notifier.channels import Channel, Outcome
 from notifier.config import DeliverySettings
+from notifier.logs import scrub
 from notifier.store import Attempt, Delivery, Store
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Lane:
             attempted_at=started,
             duration=duration,
             ok=outcome.ok,
-            detail=outcome.detail,
+            detail=scrub(outcome.detail),
             state=state,
             next_attempt_at=next_at,
         )

@@ -71,6 +71,13 @@ def setup(log_format: str = "text", level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(quiet_level)
 
 
+def scrub(text: str) -> str:
+    """``text`` with every secret given to :func:`redact` replaced (for stored error texts)."""
+    for secret in _REDACTOR.secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def redact(secrets: Iterable[str]) -> None:
     """Never let these strings reach a log line."""
     _REDACTOR.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)

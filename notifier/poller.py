@@ -20,6 +20,7 @@ from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
 from notifier.events import EXPIRED_EVENT, TERMINAL_STATUSES, build_payload, event_type
+from notifier.logs import scrub
 from notifier.ratelimit import RateLimiter
 from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
 
@@ -188,19 +189,20 @@ class Poller:
                 seen.append(Observation(job=answer, found=answer is not None))
             except QueryRejected as exc:
                 log.warning("job %s: Datasaur rejected the query: %s", job.id, exc)
-                seen.append(Observation(error=str(exc)))
+                seen.append(Observation(error=scrub(str(exc))))
             except ApiUnavailable as exc:
                 self._record(jobs[: len(seen)], seen)
                 self._api_failed(exc)
                 return False
         self._record(jobs[: len(seen)], seen)
         if seen and all(s.error is not None for s in seen):
-            self._api_failed(ApiUnavailable("every job of the batch was rejected"))
+            reason = f"every job of the batch was rejected: {seen[-1].error}"
+            self._api_failed(ApiUnavailable(reason))
             return False
         return True
 
     def _record(self, jobs: Sequence[WatchedJob], seen: Sequence[Observation]) -> None:
-        if self.failures:
+        if self.failures and any(s.error is None for s in seen):
             log.info("Datasaur API is answering again after %d failed attempts", self.failures)
             self.failures = 0
         now = self.clock()

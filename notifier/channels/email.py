@@ -120,7 +120,9 @@ class EmailChannel(Channel):
                 reply = "250 accepted" + (
                     f" ({len(refused)} recipients refused)" if refused else ""
                 )
-        except smtplib.SMTPNotSupportedError:
+        except smtplib.SMTPNotSupportedError as exc:
+            if "STARTTLS" not in str(exc):  # e.g. login() on a server without AUTH
+                return Outcome(ok=False, detail=f"SMTPNotSupportedError: {exc}")
             return Outcome(ok=False, detail="server does not offer STARTTLS; refusing plain text")
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
