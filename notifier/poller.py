@@ -27,6 +27,7 @@ from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "not found"
+ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejections in a row
 SPREAD = 0.2  # next polls land in [0.8, 1.0] x interval, spreading jobs registered together
 
 
@@ -180,6 +181,11 @@ class Poller:
         return True
 
     def _poll_one_by_one(self, jobs: list[WatchedJob]) -> bool:
+        """Poll a rejected batch job by job, so that one bad id can't block the others.
+
+        If the first few are all rejected too, the API is rejecting everything: stop
+        there and back off rather than send one doomed request per job.
+        """
         seen: list[Observation] = []
         for job in jobs:
             if not self.limiter.acquire(self.stopping):
@@ -194,9 +200,11 @@ class Poller:
                 self._record(jobs[: len(seen)], seen)
                 self._api_failed(exc)
                 return False
+            if len(seen) >= ALL_REJECTED_AFTER and all(s.error is not None for s in seen):
+                break
         self._record(jobs[: len(seen)], seen)
         if seen and all(s.error is not None for s in seen):
-            reason = f"every job of the batch was rejected: {seen[-1].error}"
+            reason = f"every job asked for was rejected: {seen[-1].error}"
             self._api_failed(ApiUnavailable(reason))
             return False
         return True
