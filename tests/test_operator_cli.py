@@ -290,7 +290,7 @@ def test_test_callback_email(simulator: DatasaurSimulator, smtp: SmtpSink, tmp_p
     path = config_file(tmp_path, base_config(simulator, tmp_path, callbacks={"mail": email(smtp)}))
     result = cli(path, "test-callback", "mail")
     assert result.returncode == 0, result.stderr
-    assert "mail: ok: 250" in result.stdout and "ms)" in result.stdout
+    assert "mail: ok: SMTP 250 Message accepted" in result.stdout and "ms)" in result.stdout
     [message] = smtp.wait_for(1)
     assert message.rcpt_tos == ["team@example.com"]
     assert "sample job" in message.message["Subject"]

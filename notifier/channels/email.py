@@ -6,6 +6,7 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
 from typing import Annotated, Any, Literal
 
@@ -116,10 +117,7 @@ class EmailChannel(Channel):
             with self._connect() as client:
                 if settings.username is not None and settings.password is not None:
                     client.login(settings.username, settings.password.get_secret_value())
-                refused = client.send_message(message)
-                reply = "250 accepted" + (
-                    f" ({len(refused)} recipients refused)" if refused else ""
-                )
+                reply = _transmit(client, message, settings.from_, settings.to)
         except smtplib.SMTPNotSupportedError as exc:
             if "STARTTLS" not in str(exc):  # e.g. login() on a server without AUTH
                 return Outcome(ok=False, detail=f"SMTPNotSupportedError: {exc}")
@@ -138,6 +136,34 @@ class EmailChannel(Channel):
         except (OSError, smtplib.SMTPException) as exc:
             return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
         return Outcome(ok=True, detail=reply)
+
+
+def _transmit(
+    client: smtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+) -> str:
+    """MAIL, RCPT and DATA, returning the server's final reply.
+
+    ``send_message`` does the same but throws the reply away, and ``test-callback``
+    should show it.
+    """
+    client.ehlo_or_helo_if_needed()
+    code, text = client.mail(parseaddr(sender)[1])
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, text, sender)
+    refused = {}
+    for recipient in recipients:
+        code, text = client.rcpt(parseaddr(recipient)[1])
+        if code not in (250, 251):
+            refused[recipient] = (code, text)
+    if len(refused) == len(recipients):
+        client.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, text = client.data(message.as_bytes(policy=SMTP_POLICY))
+    if code != 250:
+        client.rset()
+        raise smtplib.SMTPDataError(code, text)
+    reply = f"SMTP {code} {_text(text)}"
+    return reply + (f" ({len(refused)} recipients refused)" if refused else "")
 
 
 def _reply_outcome(code: int, text: str) -> Outcome:
