@@ -47,14 +47,27 @@ def build_channels(config: Config) -> dict[str, channels.Channel]:
     }
 
 
-def warn_if_readable(path: Path) -> None:
-    """The config may hold secrets: say so if other users can read it."""
+def warn_if_readable(path: Path, config: Config) -> None:
+    """The config may hold secrets: say so if other users can read it.
+
+    A warning when a secret is written in the file itself; only a note when every secret
+    comes from the environment (``${VAR}``), as with systemd's ``EnvironmentFile=``.
+    """
     try:
         mode = path.stat().st_mode
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return
-    if mode & stat.S_IROTH:
-        log.warning("config file %s is readable by other users and may hold secrets", path)
+    if not mode & stat.S_IROTH:
+        return
+    if any(secret in text for secret in secrets_of(config)):
+        log.warning(
+            "config file %s is readable by other users and holds secrets: chmod o-r it, "
+            "or take the secrets from the environment with ${VAR}",
+            path,
+        )
+    else:
+        log.info("config file %s is readable by other users (it holds no secret itself)", path)
 
 
 class Daemon:
@@ -90,7 +103,7 @@ class Daemon:
     def _serve(self) -> None:
         config = self.config
         redact(secrets_of(config))
-        warn_if_readable(self.config_path)
+        warn_if_readable(self.config_path, config)
         self.store.sync_config_jobs(config.jobs, time.time())
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.dispatcher = Dispatcher(self.store, build_channels(config), config.delivery)

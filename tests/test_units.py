@@ -555,3 +555,20 @@ def test_deliveries_table() -> None:
     assert lines[0].split()[:5] == ["ID", "JOB", "CALLBACK", "EVENT", "STATE"]
     assert "delivered" in lines[1] and "30s ago" in lines[1]
     assert "pending" in lines[2] and "in 5s" in lines[2] and "HTTP 500" in lines[2]
+
+
+def test_world_readable_config_warns_only_when_it_holds_a_secret(tmp_path, caplog):
+    from notifier.config import load_config
+    from notifier.daemon import warn_if_readable
+
+    path = tmp_path / "config.yaml"
+    path.write_text("datasaur: {token: '${TOKEN}'}\nstate_path: s.db\n")
+    path.chmod(0o644)
+    caplog.set_level("INFO")
+    warn_if_readable(path, load_config(path, {"TOKEN": "tok-from-env"}))
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    caplog.clear()
+    path.write_text("datasaur: {token: literal-token}\nstate_path: s.db\n")
+    warn_if_readable(path, load_config(path, {}))
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "readable by other users" in caplog.records[0].getMessage()
