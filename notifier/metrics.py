@@ -7,15 +7,20 @@ of our own; gauges that describe the store are read from it at scrape time.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
@@ -95,49 +100,37 @@ class Health:
         return time.monotonic() - self.last_tick <= self.stall_after
 
 
-class MetricsServer:
+class _MetricsHandler(QuietHandler):
+    owner: MetricsServer
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server names it so
+        """``/metrics`` and ``/healthz``."""
+        self.reply(self.owner.answer(self.path))
+
+
+class MetricsServer(LocalHTTPServer):
     """Serves ``/metrics`` and ``/healthz`` on a background thread."""
 
+    handler_class = _MetricsHandler
+
     def __init__(self, store: Store, health: Health, host: str, port: int) -> None:
-        registry = CollectorRegistry()
-        registry.register(StoreCollector(store))
+        super().__init__(host, port)
+        self.health = health
+        self.store_registry = CollectorRegistry()
+        self.store_registry.register(StoreCollector(store))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/healthz"):
-                    ok = health.healthy()
-                    self._answer(200 if ok else 503, b"ok\n" if ok else b"scheduler stalled\n")
-                elif self.path.startswith("/metrics"):
-                    body = generate_latest(REGISTRY) + generate_latest(registry)
-                    self._answer(200, body, "text/plain; version=0.0.4; charset=utf-8")
-                else:
-                    self._answer(404, b"not found\n")
-
-            def _answer(self, status: int, body: bytes, kind: str = "text/plain") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
-        return int(self.server.server_address[1])
+    def answer(self, path: str) -> Reply:
+        """The reply to a GET of ``path``."""
+        if path.startswith("/healthz"):
+            healthy = self.health.healthy()
+            text = b"ok\n" if healthy else b"scheduler stalled\n"
+            return Reply(200 if healthy else 503, text, "text/plain")
+        if path.startswith("/metrics"):
+            body = generate_latest(REGISTRY) + generate_latest(self.store_registry)
+            return Reply(200, body, CONTENT_TYPE_LATEST)
+        return Reply(404, b"not found\n", "text/plain")
 
     def start(self) -> None:
         """Serve in the background."""
-        self.thread.start()
-        log.info("metrics on http://%s:%d/metrics", self.server.server_address[0], self.port)
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        super().start()
+        log.info("metrics on %s/metrics", self.url)

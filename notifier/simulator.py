@@ -53,7 +53,7 @@ from graphql import (
     validate,
 )
 
-from notifier.receiver import LocalHTTPServer, QuietHandler, Reply, json_reply
+from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
 FAULT_KINDS = frozenset(
