@@ -1,0 +1,1 @@
+"""Benchmarks of the daemon against a naive poller: ``python -m bench`` (see BENCHMARKS.md)."""
