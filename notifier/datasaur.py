@@ -7,6 +7,7 @@ Backing off is the poller's decision.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -108,6 +109,25 @@ class TokenSource:
         return token, lifetime
 
 
+def _resolve_environment_once(session: requests.Session, settings: DatasaurSettings) -> None:
+    """Read proxy and CA-bundle variables now instead of on every request.
+
+    With ``trust_env`` requests scans ``os.environ`` twice per request for proxies, about
+    0.3 ms of CPU, a fifth of a getJobs call. The daemon's environment does not change, so
+    the same settings are resolved once; kept per request if the two endpoints would get
+    different proxies (``no_proxy`` naming only one of them).
+    """
+    urls = {settings.graphql_url, settings.effective_token_url}
+    proxies = [requests.utils.get_environ_proxies(url) for url in urls]
+    if any(found != proxies[0] for found in proxies):
+        return
+    session.trust_env = False
+    session.proxies.update(proxies[0])
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+
+
 def describe_error(exc: requests.RequestException) -> str:
     """A short reason for a transport error, without URLs or headers."""
     if isinstance(exc, requests.Timeout):
@@ -139,7 +159,10 @@ class DatasaurClient:
 
     def __init__(self, settings: DatasaurSettings, session: requests.Session | None = None):
         self.settings = settings
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            _resolve_environment_once(session, settings)
+        self.session = session
         self.session.headers["User-Agent"] = f"datasaur-notifier/{__version__}"
         self.tokens = TokenSource(settings, self.session)
 

@@ -8,6 +8,7 @@ its delivery's new state -- is one ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -189,6 +190,12 @@ _DELIVERY_COLUMNS = (
 )
 
 
+@functools.lru_cache(maxsize=256)
+def _statuses(text: str) -> tuple[str, ...]:
+    """``on_status`` decoded; the same few values recur on every row, so cached."""
+    return tuple(json.loads(text))
+
+
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -198,7 +205,7 @@ def _job(row: sqlite3.Row) -> WatchedJob:
         id=row[0],
         name=row[1],
         notify=_loads(row[2]),
-        on_status=tuple(json.loads(row[3])),
+        on_status=_statuses(row[3]),
         source=row[4],
         state=row[5],
         status=row[6],
@@ -373,10 +380,14 @@ class SqliteStore:
         return found[0] if found else None
 
     def due_jobs(self, now: float, limit: int) -> list[WatchedJob]:
-        """Watched jobs whose next poll is due, most overdue first."""
+        """Watched jobs whose next poll is due, most overdue first.
+
+        ``INDEXED BY``: without statistics SQLite would otherwise pick ``jobs_state`` and
+        sort every watched job on every call (17 ms at 100,000 jobs, even with none due).
+        """
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'watching' AND next_poll_at <= ?"
-            " ORDER BY next_poll_at LIMIT ?",
+            f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_due"
+            " WHERE state = 'watching' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
             (now, limit),
         )
         return [_job(row) for row in rows]
