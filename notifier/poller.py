@@ -144,11 +144,16 @@ class Poller:
         return list(self.config.callbacks) if job.notify is None else list(job.notify)
 
     def tick(self) -> int:
-        """Poll what is due; returns the number of job-polls made."""
+        """Poll what is due; returns the number of job-polls made.
+
+        Only jobs due when the tick starts are polled: a job rescheduled during the tick
+        waits for the next one, so a tick always ends (and /healthz sees it end).
+        """
         polled = 0
         batch_size = self.config.datasaur.batch_size
+        started = self.clock()
         while not self.stopping.is_set() and self.clock() >= self.backoff_until:
-            jobs = self.store.due_jobs(self.clock(), batch_size)
+            jobs = self.store.due_jobs(started, batch_size)
             if not jobs or not self.limiter.try_acquire():
                 break
             if not self._poll_batch(jobs):
