@@ -17,6 +17,7 @@ import requests
 from notifier import __version__, metrics
 from notifier.backoff import parse_retry_after
 from notifier.config import DatasaurSettings
+from notifier.errors import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +127,6 @@ def _resolve_environment_once(session: requests.Session, settings: DatasaurSetti
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
         session.verify = bundle
-
-
-def describe_error(exc: requests.RequestException) -> str:
-    """A short reason for a transport error, without URLs or headers."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    inner: BaseException = exc
-    while (cause := inner.__cause__ or inner.__context__) is not None:
-        inner = cause
-    return str(inner) or type(inner).__name__
 
 
 def _is_unauthenticated(answer: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ from pydantic import SecretStr, field_validator, model_validator
 from notifier import __version__, signing, templating
 from notifier.backoff import parse_retry_after
 from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
+from notifier.errors import describe_error
 from notifier.events import sample_payload
 
 USER_AGENT = f"datasaur-notifier/{__version__}"
@@ -114,7 +115,7 @@ class WebhookChannel(Channel):
         except requests.Timeout:
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
         except requests.ConnectionError as exc:
-            return Outcome(ok=False, detail=f"connection failed: {_root_cause(exc)}")
+            return Outcome(ok=False, detail=f"connection failed: {describe_error(exc)}")
         return _classify(response, now)
 
 
@@ -129,10 +130,3 @@ def _classify(response: requests.Response, now: float) -> Outcome:
     if status in (429, 503):
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
     return Outcome(ok=False, detail=detail, retry_after=retry_after)
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost error (e.g. ``[Errno 111] Connection refused``), without the URL."""
-    while (inner := exc.__cause__ or exc.__context__) is not None:
-        exc = inner
-    return str(exc) or type(exc).__name__

@@ -1,0 +1,20 @@
+"""Short descriptions of transport errors for logs and ``last_error``.
+
+``requests`` puts the URL (and so possibly a token in a query string) into its
+messages; the innermost cause, e.g. ``[Errno 111] Connection refused``, says what
+went wrong without it.
+"""
+
+from __future__ import annotations
+
+import requests
+
+
+def describe_error(exc: requests.RequestException) -> str:
+    """``timed out``, or the innermost cause of ``exc``."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    inner: BaseException = exc
+    while (cause := inner.__cause__ or inner.__context__) is not None:
+        inner = cause
+    return str(inner) or type(inner).__name__
