@@ -17,7 +17,14 @@ from typing import Any
 from notifier import __version__, channels, logs
 from notifier.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JobSpec, load_config
 from notifier.events import JobStatus, sample_payload
-from notifier.report import deliveries_table, delivery_document, job_document, jobs_table
+from notifier.report import (
+    attempt_document,
+    attempts_table,
+    deliveries_table,
+    delivery_document,
+    job_document,
+    jobs_table,
+)
 from notifier.store import SqliteStore, StoreError
 
 OK, FAILURE, USAGE = 0, 1, 2
@@ -77,9 +84,22 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
-    """The outbox."""
-    deliveries = _open_store(config).deliveries(state=args.state, job_id=args.job)
-    return _show(args, "deliveries", deliveries, delivery_document, deliveries_table)
+    """The outbox; with ``--id``, one delivery and every attempt made at it."""
+    store = _open_store(config)
+    deliveries = store.deliveries(state=args.state, job_id=args.job, delivery_id=args.id)
+    if args.id is None:
+        return _show(args, "deliveries", deliveries, delivery_document, deliveries_table)
+    if not deliveries:
+        print(f"no delivery {args.id!r}", file=sys.stderr)
+        return FAILURE
+    history = store.attempts(args.id)
+    if args.json:
+        document = delivery_document(deliveries[0])
+        document["history"] = [attempt_document(attempt) for attempt in history]
+        _print_json({"deliveries": [document]})
+    else:
+        print(deliveries_table(deliveries) + "\n\n" + attempts_table(history))
+    return OK
 
 
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
@@ -213,6 +233,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.add_argument("--state", choices=states, help="only rows in this state")
         sub.add_argument("--job", metavar="JOB_ID", help="only this job")
+        if name == "deliveries":
+            sub.add_argument(
+                "--id", metavar="DELIVERY_ID", help="only this delivery, with its attempts"
+            )
     watch = add("watch", cmd_watch, "Add a job to the persisted watch list.")
     watch.add_argument("job_id", metavar="JOB_ID")
     watch.add_argument("--name", help="shown in notifications")

@@ -183,10 +183,6 @@ class Dispatcher:
         for lane in list(self.lanes.values()):
             lane.fill()
 
-    def in_flight(self) -> int:
-        """Attempts being made right now."""
-        return sum(len(lane.in_flight) for lane in self.lanes.values())
-
     def close(self) -> None:
         """Stop taking work and wait for the attempts in flight (each bounded by its timeout)."""
         for lane in self.lanes.values():

@@ -8,7 +8,7 @@ from typing import Any
 
 from notifier.durations import relative_time
 from notifier.events import isoformat
-from notifier.store import Delivery, WatchedJob
+from notifier.store import AttemptRecord, Delivery, WatchedJob
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -46,6 +46,31 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
         "delivered_at": _iso(delivery.delivered_at),
         "next_attempt_at": _iso(delivery.next_attempt_at if delivery.state == "pending" else None),
     }
+
+
+def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
+    """One past attempt: when, how long, and what the receiver or the network said."""
+    return {
+        "attempted_at": isoformat(attempt.attempted_at),
+        "duration_ms": round(attempt.duration * 1000, 1),
+        "ok": attempt.ok,
+        "detail": attempt.detail,
+    }
+
+
+def attempts_table(attempts: Sequence[AttemptRecord], now: float | None = None) -> str:
+    """A delivery's attempts for people."""
+    now = time.time() if now is None else now
+    rows = [
+        [
+            relative_time(a.attempted_at, now),
+            f"{a.duration * 1000:.0f}ms",
+            "ok" if a.ok else "failed",
+            a.detail,
+        ]
+        for a in attempts
+    ]
+    return table(["ATTEMPTED", "TOOK", "OUTCOME", "DETAIL"], rows) if rows else "no attempts yet"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

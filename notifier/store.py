@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from notifier.config import JobSpec
 
@@ -153,6 +153,15 @@ class Attempt:
     next_attempt_at: float | None
 
 
+class AttemptRecord(NamedTuple):
+    """A past attempt, as ``deliveries --id`` shows it."""
+
+    attempted_at: float
+    duration: float
+    ok: bool
+    detail: str
+
+
 class Store(Protocol):
     """What the daemon and the CLI need from persistence."""
 
@@ -165,6 +174,7 @@ class Store(Protocol):
         self, callback: str, now: float, limit: int, exclude: Iterable[str]
     ) -> list[Delivery]: ...
     def record_attempt(self, attempt: Attempt) -> None: ...
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
     def redeliver(self, delivery_id: str, now: float) -> Delivery | None: ...
     def jobs(self, state: str | None = None, job_id: str | None = None) -> list[WatchedJob]: ...
     def deliveries(
@@ -517,14 +527,14 @@ class SqliteStore:
         )
         return [_delivery(row) for row in rows]
 
-    def attempts(self, delivery_id: str) -> list[tuple[float, float, bool, str]]:
-        """Every attempt of a delivery: (attempted_at, duration, ok, detail)."""
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        """Every attempt at a delivery, oldest first."""
         rows = self._query(
             "SELECT attempted_at, duration, ok, detail FROM attempts WHERE delivery_id = ?"
             " ORDER BY attempted_at",
             (delivery_id,),
         )
-        return [(row[0], row[1], bool(row[2]), row[3]) for row in rows]
+        return [AttemptRecord(row[0], row[1], bool(row[2]), row[3]) for row in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs by state and deliveries by state."""

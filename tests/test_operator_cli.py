@@ -419,6 +419,40 @@ def test_status_and_deliveries_tables_and_filters(
 # --- simulate -------------------------------------------------------------------
 
 
+def test_deliveries_id_shows_every_attempt(
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    daemon_factory: DaemonFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    simulator.set_job("job-h", FINISHED, 100)
+    receiver.respond_with(500, count=2)
+    config = base_config(simulator, tmp_path, callbacks={"hook": webhook(receiver)})
+    config["jobs"] = [{"id": "job-h"}]
+    daemon = daemon_factory(config)
+    wait_until(lambda: stored_delivery_states(tmp_path).get("job-h") == "delivered", timeout=15)
+    daemon.stop()
+    [delivery] = deliveries(daemon.config)
+
+    result = in_process(capsys, daemon.config, "deliveries", "--id", delivery["id"], "--json")
+    assert result.returncode == 0, result.stderr
+    [document] = json.loads(result.stdout)["deliveries"]
+    history = document["history"]
+    assert [(a["ok"], a["detail"]) for a in history] == [
+        (False, "HTTP 500"),
+        (False, "HTTP 500"),
+        (True, "HTTP 200"),
+    ]
+    assert all(a["duration_ms"] >= 0 and a["attempted_at"].endswith("Z") for a in history)
+
+    table = in_process(capsys, daemon.config, "deliveries", "--id", delivery["id"])
+    assert table.returncode == 0
+    assert "ATTEMPTED" in table.stdout and table.stdout.count("HTTP 500") >= 2
+    missing = in_process(capsys, daemon.config, "deliveries", "--id", "msg_nope")
+    assert missing.returncode == 1 and "no delivery 'msg_nope'" in missing.stderr
+
+
 @pytest.fixture
 def simulate_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
