@@ -25,7 +25,7 @@ from notifier.lock import LockHeld, StateLock
 from notifier.logs import redact
 from notifier.metrics import Health, MetricsServer
 from notifier.poller import Poller
-from notifier.store import SqliteStore, StoreError
+from notifier.store import SqliteStore, Store, StoreError
 from notifier.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,18 @@ def warn_if_readable(path: Path, config: Config) -> None:
         log.info("config file %s is readable by other users (it holds no secret itself)", path)
 
 
+def warn_about_orphans(store: Store, config: Config) -> None:
+    """Pending deliveries to a callback no longer configured wait for it: say so."""
+    for callback, count in store.pending_by_callback().items():
+        if callback not in config.callbacks:
+            log.warning(
+                "%d pending deliveries are for callback %r, which is not configured; "
+                "they stay pending until it is configured again",
+                count,
+                callback,
+            )
+
+
 class Daemon:
     """Runs until SIGTERM/SIGINT; SIGHUP reloads the config."""
 
@@ -105,6 +117,7 @@ class Daemon:
         redact(secrets_of(config))
         warn_if_readable(self.config_path, config)
         self.store.sync_config_jobs(config.jobs, time.time())
+        warn_about_orphans(self.store, config)
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.dispatcher = Dispatcher(self.store, build_channels(config), config.delivery)
         self.poller = Poller(self.store, config, on_enqueued=self._wake_delivery)
@@ -209,6 +222,7 @@ class Daemon:
         self.store.sync_config_jobs(new.jobs, time.time())
         self.poller.reconfigure(new)
         self.dispatcher.reconfigure(build_channels(new), new.delivery)
+        warn_about_orphans(self.store, new)
         if tick_seconds(new) != tick_seconds(self.config):
             self._schedule(new)
         self.config = new

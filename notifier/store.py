@@ -182,6 +182,7 @@ class Store(Protocol):
     ) -> list[Delivery]: ...
     def counts(self) -> dict[str, dict[str, int]]: ...
     def oldest_pending(self) -> float | None: ...
+    def pending_by_callback(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
@@ -544,6 +545,13 @@ class SqliteStore:
                 self._query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
             ),
         }
+
+    def pending_by_callback(self) -> dict[str, int]:
+        """Pending deliveries per callback name."""
+        rows = self._query(
+            "SELECT callback, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY callback"
+        )
+        return dict(rows)
 
     def oldest_pending(self) -> float | None:
         """Creation time of the oldest pending delivery."""

@@ -12,7 +12,7 @@ import pytest
 
 from notifier import signing, templating
 from notifier.backoff import exponential, parse_retry_after
-from notifier.config import PollingSettings
+from notifier.config import JobSpec, PollingSettings
 from notifier.durations import format_duration, parse_duration, relative_time
 from notifier.events import (
     EXPIRED_EVENT,
@@ -572,3 +572,24 @@ def test_world_readable_config_warns_only_when_it_holds_a_secret(tmp_path, caplo
     warn_if_readable(path, load_config(path, {}))
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "readable by other users" in caplog.records[0].getMessage()
+
+
+def test_pending_deliveries_of_a_removed_callback_are_named(tmp_path, caplog):
+    from notifier.config import parse_config
+    from notifier.daemon import warn_about_orphans
+    from notifier.store import JobUpdate, NewEvent, SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    config = parse_config(
+        "datasaur: {token: t}\ncallbacks: {kept: {type: webhook, url: 'http://x'}}"
+    )
+    store.sync_config_jobs(config.jobs, NOW)
+    event = NewEvent("job.delivered", {"type": "job.delivered", "data": {}}, ["kept", "gone"])
+    update = JobUpdate("j", "watching", None, None, None, NOW, NOW, 1.0, None, [event])
+    store.watch(JobSpec(id="j"), NOW)
+    store.apply_polls([update])
+    caplog.set_level("WARNING")
+    warn_about_orphans(store, config)
+    [record] = caplog.records
+    assert "1 pending deliveries are for callback 'gone'" in record.getMessage()
+    store.close()
