@@ -383,6 +383,38 @@ class Arrivals:
         return True
 
 
+@dataclass(frozen=True)
+class Window:
+    """What the daemon did over one measured window."""
+
+    polls: int
+    requests: int
+    seconds: float
+    cpu_s: float
+    max_batch_size: int
+
+    @property
+    def cpu_percent(self) -> float:
+        """Share of one core."""
+        return 100 * self.cpu_s / self.seconds
+
+
+def measure(sim: Simulator, daemon: Daemon, warmup: float, seconds: float) -> Window:
+    """Job-polls, requests and daemon CPU over ``seconds``, once running plus ``warmup``."""
+    daemon.wait_running()
+    time.sleep(warmup)
+    before, cpu0, t0 = sim.stats(), daemon.cpu(), time.monotonic()
+    time.sleep(seconds)
+    after, cpu1, t1 = sim.stats(), daemon.cpu(), time.monotonic()
+    return Window(
+        polls=after["job_polls"] - before["job_polls"],
+        requests=after["graphql_requests"] - before["graphql_requests"],
+        seconds=t1 - t0,
+        cpu_s=cpu1 - cpu0,
+        max_batch_size=after["max_batch_size"],
+    )
+
+
 # --- scenarios ---------------------------------------------------------------------------
 
 
@@ -397,23 +429,17 @@ def polling_throughput(root: Path, sizes: Sizes, batch_size: int | None = None) 
         if batch_size is not None:
             config["datasaur"]["batch_size"] = batch_size
         with Daemon(work, config) as daemon:
-            daemon.wait_running()
-            time.sleep(2.0)
-            before, cpu0, t0 = sim.stats(), daemon.cpu(), time.monotonic()
-            time.sleep(sizes.throughput_seconds)
-            after, cpu1, t1 = sim.stats(), daemon.cpu(), time.monotonic()
+            window = measure(sim, daemon, warmup=2.0, seconds=sizes.throughput_seconds)
             errors = daemon.errors()
-    polls = after["job_polls"] - before["job_polls"]
-    requests_made = after["graphql_requests"] - before["graphql_requests"]
     return {
         "jobs": len(ids),
-        "polls": polls,
-        "requests": requests_made,
-        "polls_per_s": polls / (t1 - t0),
-        "requests_per_1000_polls": 1000 * requests_made / max(polls, 1),
-        "cpu_ms_per_1000_polls": 1000 * 1000 * (cpu1 - cpu0) / max(polls, 1),
-        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
-        "max_batch_size": after["max_batch_size"],
+        "polls": window.polls,
+        "requests": window.requests,
+        "polls_per_s": window.polls / window.seconds,
+        "requests_per_1000_polls": 1000 * window.requests / max(window.polls, 1),
+        "cpu_ms_per_1000_polls": 1000 * 1000 * window.cpu_s / max(window.polls, 1),
+        "cpu_percent": window.cpu_percent,
+        "max_batch_size": window.max_batch_size,
         "errors": errors[:5],
     }
 
@@ -476,20 +502,14 @@ def cadence_10k(root: Path, sizes: Sizes) -> dict[str, Any]:
         seed_watch_list(state, ids, spread=30, interval=30)
         config = daemon_config(sim, state, interval=30, max_interval=30, rate=10)
         with Daemon(work, config) as daemon:
-            daemon.wait_running()
-            time.sleep(1.0)
-            before, cpu0, t0 = sim.stats(), daemon.cpu(), time.monotonic()
-            time.sleep(sizes.cadence_seconds)
-            after, cpu1, t1 = sim.stats(), daemon.cpu(), time.monotonic()
+            window = measure(sim, daemon, warmup=1.0, seconds=sizes.cadence_seconds)
             memory = daemon.memory()
-    polls = after["job_polls"] - before["job_polls"]
-    requests_made = after["graphql_requests"] - before["graphql_requests"]
     return {
-        "seconds": t1 - t0,
-        "polls": polls,
-        "requests": requests_made,
-        "polls_per_request": polls / max(requests_made, 1),
-        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "seconds": window.seconds,
+        "polls": window.polls,
+        "requests": window.requests,
+        "polls_per_request": window.polls / max(window.requests, 1),
+        "cpu_percent": window.cpu_percent,
         **memory,
     }
 
@@ -546,16 +566,12 @@ def idle_finished(root: Path, sizes: Sizes) -> dict[str, Any]:
                 "UPDATE jobs SET state = 'done', status = 'DELIVERED', next_poll_at = NULL"
             )
         with Daemon(work, daemon_config(sim, state)) as daemon:
-            daemon.wait_running()
-            time.sleep(1.0)
-            cpu0, t0 = daemon.cpu(), time.monotonic()
-            time.sleep(sizes.footprint_settle)
-            cpu1, t1 = daemon.cpu(), time.monotonic()
+            window = measure(sim, daemon, warmup=1.0, seconds=sizes.footprint_settle)
             memory = daemon.memory()
         stats = sim.stats()
     return {
         "jobs_done": n,
-        "cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "cpu_percent": window.cpu_percent,
         "requests": stats["graphql_requests"],
         **memory,
     }
