@@ -107,6 +107,9 @@ class Daemon:
             return 1
         try:
             self._serve()
+        except OSError as exc:  # e.g. the metrics port is taken; no thread is running yet
+            log.error("cannot start: %s", exc)
+            return 1
         finally:
             self.store.close()
             self.lock.release()
@@ -121,17 +124,17 @@ class Daemon:
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.dispatcher = Dispatcher(self.store, build_channels(config), config.delivery)
         self.poller = Poller(self.store, config, on_enqueued=self._wake_delivery)
-        self.scheduler = BackgroundScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        )
-        self._schedule(config)
-        self.scheduler.start()
         self.metrics: MetricsServer | None = None
         if self.metrics_port is not None:
             self.metrics = MetricsServer(
                 self.store, self.health, config.metrics.host, self.metrics_port
             )
             self.metrics.start()
+        self.scheduler = BackgroundScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
+        self._schedule(config)
+        self.scheduler.start()
         log.info(
             "datasaur-notifier %s running: state %s, %d callbacks, %s",
             __version__,
