@@ -234,7 +234,10 @@ class Poller:
     def _log_update(update: JobUpdate) -> None:
         for event in update.events:
             log.info(
-                "job %s: %s, notifying %s", update.job_id, event.event, ", ".join(event.callbacks)
+                "job %s: %s, notifying %s",
+                update.job_id,
+                event.event,
+                ", ".join(event.callbacks) or "no callback (none configured)",
             )
         if update.state == "done" and not update.events:
             log.info("job %s: %s (no notification configured)", update.job_id, update.status)
