@@ -271,7 +271,50 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="unknown job ids become jobs that finish after this long",
     )
+    add("completion", cmd_completion, "Print a bash completion script.", config=False)
     return parser
+
+
+BASH_COMPLETION = """\
+# bash completion for datasaur-notifier; load with:
+#   source <(datasaur-notifier completion)
+_datasaur_notifier() {
+    local word=${COMP_WORDS[COMP_CWORD]} command="" i
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+            -c | --config | --log-format) ((i++)) ;;
+            -*) ;;
+            *) command=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    case $command in
+%s
+        *) COMPREPLY=($(compgen -W "%s" -- "$word")) ;;
+    esac
+}
+complete -o default -F _datasaur_notifier datasaur-notifier
+"""
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for every command and option of ``parser``."""
+    commands = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    cases = []
+    for name, sub in commands.choices.items():
+        options = " ".join(o for action in sub._actions for o in action.option_strings)
+        cases.append(f'        {name}) COMPREPLY=($(compgen -W "{options}" -- "$word")) ;;')
+    top = " ".join(
+        [*commands.choices, *(o for action in parser._actions for o in action.option_strings)]
+    )
+    return BASH_COMPLETION % ("\n".join(cases), top)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the bash completion script."""
+    print(completion_script(_parser()), end="")
+    return OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -810,3 +810,24 @@ def test_top_level_help_lists_every_command(
         with pytest.raises(SystemExit):
             cli_module.main([command, "--help"])
         assert option in capsys.readouterr().out, (command, option)
+
+
+def test_bash_completion_offers_commands_and_their_options(tmp_path: Path) -> None:
+    script = tmp_path / "completion.bash"
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier", "completion"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    script.write_text(result.stdout)
+
+    def complete(*words: str) -> set[str]:
+        probe = (
+            f"source {script}; COMP_WORDS=(datasaur-notifier {' '.join(words)}); "
+            f"COMP_CWORD={len(words)}; _datasaur_notifier; echo ${{COMPREPLY[@]}}"
+        )
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+        return set(done.stdout.split())
+
+    assert {"status", "simulate"} <= complete("s")
+    assert complete("-c", "cfg.yaml", "deliveries", "--") >= {"--json", "--state", "--job", "--id"}
+    assert complete("run", "--m") == {"--metrics-port"}
