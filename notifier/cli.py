@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from notifier import __version__, channels, logs
-from notifier.config import DEFAULT_CONFIG_PATH, Config, ConfigError, JobSpec, load_config
+from notifier.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    JobSpec,
+    load_config,
+    unknown_callback,
+)
 from notifier.events import JobStatus, sample_payload
 from notifier.report import (
     attempt_document,
@@ -105,9 +112,8 @@ def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
 def cmd_watch(args: argparse.Namespace, config: Config) -> int:
     """Add a job to the persisted watch list."""
     for name in args.notify or []:
-        if name not in config.callbacks:
-            known = ", ".join(config.callbacks) or "none configured"
-            raise UsageError(f"--notify: unknown callback {name!r} (known: {known})")
+        if problem := unknown_callback(name, config.callbacks):
+            raise UsageError(f"--notify: {problem}")
     fields: dict[str, Any] = {"id": args.job_id, "name": args.name, "notify": args.notify}
     if args.on_status:
         fields["on_status"] = args.on_status
@@ -145,9 +151,8 @@ def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_test_callback(args: argparse.Namespace, config: Config) -> int:
     """Send a ``test`` event through one callback, now."""
-    if args.name not in config.callbacks:
-        known = ", ".join(config.callbacks) or "none configured"
-        raise UsageError(f"unknown callback {args.name!r} (known: {known})")
+    if problem := unknown_callback(args.name, config.callbacks):
+        raise UsageError(problem)
     channel = channels.create(args.name, config.callback(args.name), config.delivery.timeout)
     started = time.monotonic()
     outcome = channel.deliver("msg_test_" + uuid.uuid4().hex, sample_payload(time.time()))

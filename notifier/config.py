@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union
 from urllib.parse import urlsplit
@@ -280,12 +280,17 @@ def _cross_check(raw: dict[str, Any]) -> list[str]:
             first_index.setdefault(key, index)
         notify = job.get("notify")
         for position, name in enumerate(notify if isinstance(notify, list) else []):
-            if isinstance(name, str) and name not in callbacks:
-                known = ", ".join(callbacks) or "none configured"
-                problems.append(
-                    f"jobs[{index}].notify[{position}]: unknown callback {name!r} (known: {known})"
-                )
+            if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
+                problems.append(f"jobs[{index}].notify[{position}]: {problem}")
     return problems
+
+
+def unknown_callback(name: str, callbacks: Iterable[str]) -> str | None:
+    """``unknown callback 'x' (known: a, b)`` unless ``name`` is one of ``callbacks``."""
+    known = list(callbacks)
+    if name in known:
+        return None
+    return f"unknown callback {name!r} (known: {', '.join(known) or 'none configured'})"
 
 
 def parse_config(
