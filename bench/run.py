@@ -304,7 +304,7 @@ def seed_outbox(state_path: Path, ids: list[str], callbacks: list[str]) -> None:
         now = time.time()
         polling = PollingSettings()
         rng = random.Random(1)
-        jobs = store.due_jobs(now + 1, len(ids))
+        jobs = store.claim_jobs(now + 1, len(ids))
         updates = [
             decide(
                 job,
@@ -669,7 +669,10 @@ def delivery_throughput(root: Path, sizes: Sizes, with_slow: bool) -> dict[str, 
 
 # --- one run, medians, the table ---------------------------------------------------------
 
-SCENARIOS = ("throughput", "naive", "cadence", "footprint", "idle", "latency", "delivery")
+SCENARIOS = (
+    "throughput", "naive", "cadence", "footprint", "idle", "latency", "delivery", "cluster",
+    "claims",
+)  # fmt: skip
 
 
 def one_run(root: Path, sizes: Sizes, only: set[str], log: Callable[[str], None]) -> dict[str, Any]:
@@ -697,6 +700,14 @@ def one_run(root: Path, sizes: Sizes, only: set[str], log: Callable[[str], None]
     if "delivery" in only:
         step("delivery_fast", lambda: delivery_throughput(root, sizes, with_slow=False))
         step("delivery_with_slow", lambda: delivery_throughput(root, sizes, with_slow=True))
+    if "cluster" in only or "claims" in only:
+        from bench import cluster  # needs PostgreSQL's binaries and psycopg
+
+        if "cluster" in only:
+            for n in (1, 2, 3):
+                step(f"cluster_{n}", lambda n=n: cluster.cluster_throughput(root, sizes, n))
+        if "claims" in only:
+            step("claims_100k", lambda: cluster.claim_cost(root, sizes))
     if "throughput" in run and "naive" in run:
         daemon_cpu = run["throughput"]["cpu_ms_per_1000_polls"]
         run["cpu_ratio_naive_over_daemon"] = run["naive"]["cpu_ms_per_1000_polls"] / daemon_cpu
@@ -797,6 +808,21 @@ ROWS = [
     Row("Webhooks/s to it, another callback at 5 s/request",
         "delivery_with_slow.webhooks_per_s", None, "not dragged down (>= 0.8x)",
         lambda m: m["delivery_ratio_with_slow"] >= 0.8, "{:.0f}"),
+    Row("PostgreSQL, 1 daemon: job-polls/s (cap lifted)", "cluster_1.polls_per_s", None, "",
+        None, "{:.0f}"),
+    Row("PostgreSQL, 2 daemons: job-polls/s", "cluster_2.polls_per_s", None, "", None,
+        "{:.0f}"),
+    Row("PostgreSQL, 3 daemons: job-polls/s", "cluster_3.polls_per_s", None, "", None,
+        "{:.0f}"),
+    Row("PostgreSQL, 1 daemon: client CPU ms / 1,000 job-polls", "cluster_1.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL, 2 daemons: client CPU ms / 1,000 job-polls",
+        "cluster_2.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL, 3 daemons: client CPU ms / 1,000 job-polls",
+        "cluster_3.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL server CPU ms / 1,000 job-polls, 1 daemon",
+        "cluster_1.db_cpu_ms_per_1000_polls"),
+    Row("Claim statement ms (median), 100,000 watched jobs", "claims_100k.claim_ms_median", None,
+        "uses jobs_due", lambda m: m["claims_100k.uses_jobs_due_index"], "{:.2f}"),
     Row("Start-up s to 'running:', 1,000 jobs", "footprint_1000.running_s", fmt="{:.2f}"),
     Row("Start-up s to 'running:', 100,000 jobs", "footprint_100000.running_s", fmt="{:.2f}"),
     Row("Start-up s to READY, 100,000 jobs", "footprint_100000.ready_s", fmt="{:.2f}"),

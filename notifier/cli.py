@@ -29,14 +29,23 @@ from notifier.report import (
     attempts_table,
     deliveries_table,
     delivery_document,
+    instance_document,
+    instances_table,
     job_document,
     jobs_table,
 )
-from notifier.store import SqliteStore, StoreError
+from notifier.store import (
+    DELIVERY_STATES,
+    JOB_STATES,
+    Store,
+    StoreError,
+    backup_state,
+    describe_location,
+    import_sqlite_state,
+    open_store,
+)
 
 OK, FAILURE, USAGE = 0, 1, 2
-JOB_STATES = ("watching", "done", "expired", "unwatched")
-DELIVERY_STATES = ("pending", "delivered", "dead")
 
 
 class UsageError(Exception):
@@ -47,8 +56,9 @@ def _print_json(document: Any) -> None:
     print(json.dumps(document, indent=2))
 
 
-def _open_store(config: Config) -> SqliteStore:
-    return SqliteStore(config.state_path)
+def _open_store(config: Config) -> Store:
+    """The configured store, its schema brought up to date first."""
+    return open_store(config)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -62,10 +72,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    """Reaching here means the config is valid."""
+    """Reaching here means the config is valid; jobs that notify nobody are warned about."""
+    from notifier.config import silent_jobs
+
+    for warning in silent_jobs(config):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(
         f"{args.config}: ok ({len(config.callbacks)} callbacks, {len(config.jobs)} jobs, "
-        f"state {config.state_path})"
+        f"state {describe_location(config)})"
     )
     return OK
 
@@ -179,6 +193,46 @@ def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
+def cmd_instances(args: argparse.Namespace, config: Config) -> int:
+    """The daemons that share this state, from their heartbeats."""
+    instances = _open_store(config).instances(time.time())
+    return _show(args, "instances", instances, instance_document, instances_table)
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    """Create or upgrade the schema (opening the store does it) and say so."""
+    store = _open_store(config)
+    store.close()
+    print(f"state {describe_location(config)}: schema up to date")
+    return OK
+
+
+def cmd_import_state(args: argparse.Namespace, config: Config) -> int:
+    """Copy a SQLite state file into the configured PostgreSQL store."""
+    if config.state_url is None:
+        raise UsageError("the config has no state_url: import-state copies into PostgreSQL")
+    if not args.sqlite_path.is_file():
+        raise UsageError(f"no SQLite state file at {args.sqlite_path}")
+    counts = import_sqlite_state(config, args.sqlite_path)
+    print(
+        f"imported {counts.jobs} jobs, {counts.deliveries} deliveries and {counts.attempts}"
+        f" attempts from {args.sqlite_path} (already present: {counts.skipped_jobs} jobs,"
+        f" {counts.skipped_deliveries} deliveries)"
+    )
+    return OK
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    """A consistent copy of the SQLite state, taken while the daemon runs."""
+    if config.state_url is not None:
+        raise UsageError("the state is in PostgreSQL: back it up with pg_dump")
+    if args.path.resolve() == config.state_path.resolve():
+        raise UsageError("the backup must not be the state file itself")
+    backup_state(config, args.path)
+    print(f"backed up {config.state_path} to {args.path}")
+    return OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The real daemon against an embedded simulator and receiver."""
     from notifier.demo import run_demo
@@ -263,6 +317,17 @@ def _parser() -> argparse.ArgumentParser:
     add("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.").add_argument(
         "job_id", metavar="JOB_ID"
     )
+    instances = add("instances", cmd_instances, "Show the daemons sharing the state.")
+    instances.add_argument("--json", action="store_true", help="print JSON")
+    add("migrate", cmd_migrate, "Create or upgrade the state's schema, then exit.")
+    add(
+        "import-state",
+        cmd_import_state,
+        "Copy a SQLite state file into the PostgreSQL store (state_url); safe to repeat.",
+    ).add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH")
+    add(
+        "backup", cmd_backup, "Write a consistent copy of the SQLite state (daemon running or not)."
+    ).add_argument("path", type=Path, metavar="PATH")
     add("demo", cmd_demo, "Run the daemon against a local simulator and receiver.", config=False)
     simulate = add(
         "simulate", cmd_simulate, "Serve the Datasaur simulator (token + GraphQL).", config=False

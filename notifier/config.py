@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,8 +28,10 @@ from pydantic import (
     model_validator,
 )
 
+from notifier import callback_urls
 from notifier.channels import REGISTRY, CallbackSettings
-from notifier.channels.webhook import check_http_url
+from notifier.channels.base import empty_as_none
+from notifier.channels.webhook import SigningSecret, check_http_url
 from notifier.durations import parse_duration
 from notifier.events import JobStatus
 
@@ -118,6 +122,98 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"
 
 
+MIN_TOKEN_LENGTH = 32
+
+
+class ApiToken(_Section):
+    """One bearer token of the HTTP API; logs show its ``name``, never the token."""
+
+    name: StrictStr = Field(min_length=1, max_length=64)
+    token: SecretStr
+    scope: Literal["read", "write"] = "read"
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"at least {MIN_TOKEN_LENGTH} characters (a random secret)")
+        return value
+
+
+def check_prefix(value: str) -> str:
+    """An ``allow_callback_urls`` entry: an absolute http(s) URL prefix."""
+    try:
+        callback_urls.parse(value)
+    except callback_urls.Refused as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class ApiSettings(_Section):
+    """The registration API; off unless the ``api`` section is present."""
+
+    listen: StrictStr
+    tokens: list[ApiToken] = Field(min_length=1)
+    allow_callback_urls: list[Annotated[StrictStr, AfterValidator(check_prefix)]] = []
+    callback_secret: Annotated[SigningSecret | None, BeforeValidator(empty_as_none)] = None
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _host_port(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError('expected host:port as a string, e.g. "127.0.0.1:8765" (quote it)')
+        host, port = split_listen(value)
+        if not host or not 0 <= port <= 65535:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:8765")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ApiSettings:
+        names = [token.name for token in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("tokens: each token needs its own name")
+        values = [token.token.get_secret_value() for token in self.tokens]
+        if len(set(values)) != len(values):
+            raise ValueError("tokens: the same token is listed twice")
+        return self
+
+    @property
+    def host(self) -> str:
+        """The address to listen on."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port to listen on (0: any free port)."""
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; the port -1 if missing or not a number."""
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    return host, int(port) if port.isdigit() else -1
+
+
+class ClusterSettings(_Section):
+    """Sharing one PostgreSQL store between daemons (see ``state_url``)."""
+
+    lease: Duration = Field(default=30.0, gt=0)
+    instance_name: StrictStr | None = None
+
+    @property
+    def name(self) -> str:
+        """``instance_name``, else ``<hostname>-<pid>``; shown to operators only."""
+        return self.instance_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def check_state_url(value: Any) -> Any:
+    """A libpq URL: ``postgresql://`` or ``postgres://``."""
+    if isinstance(value, str) and urlsplit(value).scheme not in ("postgresql", "postgres"):
+        raise ValueError("not a PostgreSQL URL (postgresql://user:password@host:5432/dbname)")
+    return value
+
+
 class JobSpec(_Section):
     """One watched job as declared in the config or with ``watch``."""
 
@@ -151,11 +247,30 @@ class Config(_Section):
 
     datasaur: DatasaurSettings
     state_path: Path = Path("/var/lib/datasaur-notifier/state.db")
+    state_url: Annotated[str, BeforeValidator(check_state_url)] | None = None
+    cluster: ClusterSettings = ClusterSettings()
+    api: ApiSettings | None = None
+    # Finished jobs whose deliveries all ended are removed this long after; 0 keeps all.
+    retention: Duration = Field(default=30 * 86400.0, ge=0)
     polling: PollingSettings = PollingSettings()
     delivery: DeliverySettings = DeliverySettings()
     metrics: MetricsSettings = MetricsSettings()
     callbacks: dict[str, _callback_union()] = {}  # type: ignore[valid-type]
     jobs: list[JobSpec] = []
+
+    @model_validator(mode="after")
+    def _one_store(self) -> Config:
+        if self.state_url is None:
+            return self
+        if "state_path" in self.model_fields_set:
+            raise ValueError("state_url, state_path: give one of them, not both")
+        budget = self.datasaur.timeout + self.delivery.timeout
+        if self.cluster.lease <= budget:
+            raise ValueError(
+                f"cluster.lease: must be larger than datasaur.timeout + delivery.timeout"
+                f" ({budget:g}s) when state_url is set"
+            )
+        return self
 
     def callback(self, name: str) -> CallbackSettings:
         """The settings of callback ``name``."""
@@ -164,7 +279,9 @@ class Config(_Section):
 
 # --- loading ---------------------------------------------------------------------------
 
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VARIABLE = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*)|:(?P<ref>[^}]*))?\}"
+)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -191,10 +308,47 @@ def key_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
+def read_secret_file(kind: str, ref: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """Read ``${file:/path}`` or ``${credential:NAME}``: ``(content, None)`` or ``("", problem)``.
+
+    ``NAME`` is a file in ``$CREDENTIALS_DIRECTORY`` (systemd's ``LoadCredential=``). One
+    trailing newline is stripped. A problem names the file, never its content.
+    """
+    if kind == "file":
+        if not ref.startswith("/"):
+            return "", f"${{file:{ref}}}: not an absolute path"
+        path, what = Path(ref), f"file {ref}"
+    elif kind == "credential":
+        if not ref or ref in (".", "..") or "/" in ref:
+            return "", f"${{credential:{ref}}}: not a credential name (a file name, no '/')"
+        directory = environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            return "", (
+                f"credential {ref!r}: $CREDENTIALS_DIRECTORY is not set"
+                " (systemd sets it for LoadCredential=)"
+            )
+        path = Path(directory) / ref
+        what = f"credential {ref!r} ({path})"
+    else:
+        return "", (
+            f"unknown reference ${{{kind}:...}} (use ${{VAR}}, ${{VAR:-default}},"
+            " ${file:/path} or ${credential:NAME}; $$ is a literal $)"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return "", f"cannot read {what}: {exc.strerror or type(exc).__name__}"
+    except UnicodeDecodeError:
+        return "", f"cannot read {what}: not UTF-8 text"
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text, None
+
+
 def expand_variables(
     value: Any, environ: Mapping[str, str], problems: list[str], loc: tuple[Any, ...] = ()
 ) -> Any:
-    """Replace ``${VAR}``/``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    """Replace ``${VAR}``/``${VAR:-default}`` from ``environ`` and ``${file:/path}``/
+    ``${credential:NAME}`` with a file's content in every string; ``$$`` is a literal ``$``.
+    """
     if isinstance(value, dict):
         return {k: expand_variables(v, environ, problems, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -205,7 +359,12 @@ def expand_variables(
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
-        name, default = match.group(1), match.group(2)
+        name, default, ref = match.group("name", "default", "ref")
+        if ref is not None:
+            content, problem = read_secret_file(name, ref, environ)
+            if problem:
+                problems.append(f"{key_path(loc)}: {problem}")
+            return content
         if name in environ:
             return environ[name]
         if default is not None:
@@ -293,6 +452,20 @@ def unknown_callback(name: str, callbacks: Iterable[str]) -> str | None:
     return f"unknown callback {name!r} (known: {', '.join(known) or 'none configured'})"
 
 
+def silent_jobs(config: Config) -> list[str]:
+    """One warning per config job that notifies nobody (valid, but most likely a mistake)."""
+    warnings = []
+    for index, job in enumerate(config.jobs):
+        if job.notify is not None and not job.notify:
+            reason = "its notify list is empty"
+        elif not config.callbacks:
+            reason = "no callback is configured"
+        else:
+            continue
+        warnings.append(f"jobs[{index}] ({job.id!r}): notifies nobody: {reason}")
+    return warnings
+
+
 def parse_config(
     text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> Config:
@@ -311,7 +484,9 @@ def parse_config(
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc))
+        # A value that could not be expanded is reported once, not again as invalid.
+        unexpanded = tuple(problem.split(": ", 1)[0] + ": " for problem in problems)
+        problems.extend(p for p in _validation_problems(exc) if not p.startswith(unexpanded))
     problems.extend(_cross_check(raw))
     if problems or config is None:
         raise ConfigError(source, problems)
@@ -354,4 +529,7 @@ def secrets_of(config: Config) -> list[str]:
                 walk(item)
 
     walk(config)
+    if config.state_url is not None:  # its password, in the user part or the query
+        parts = urlsplit(config.state_url)
+        found.extend(p for p in [parts.password, *parse_qs(parts.query).get("password", [])] if p)
     return found

@@ -1,8 +1,11 @@
 """The ``run`` command's wiring: lock, store, poller, dispatcher, scheduler, signals.
 
-APScheduler's background scheduler drives two ticks (poll, deliver); the main thread
-owns the signals, waiting for them synchronously with ``sigtimedwait`` so that no
-handler ever runs on top of a lock, and does the SIGHUP reloads and systemd pings.
+APScheduler's background scheduler drives three ticks (poll, deliver, and the lease
+tick: heartbeat, lease renewal, housekeeping); the main thread owns the signals,
+waiting for them synchronously with ``sigtimedwait`` so that no handler ever runs on
+top of a lock, and does the SIGHUP reloads and systemd pings. When the state store
+fails (a database restart, a network drop), every tick backs off together, one log
+line per retry, and ``/healthz`` says so until it answers again.
 """
 
 from __future__ import annotations
@@ -13,30 +16,53 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from notifier import __version__, channels
-from notifier.config import Config, ConfigError, load_config, secrets_of
-from notifier.delivery import Dispatcher
+from notifier.api.app import Api
+from notifier.api.server import ApiServer
+from notifier.backoff import exponential
+from notifier.callback_urls import CALLBACK_PREFIX
+from notifier.channels.callback_url import CallbackUrlChannel
+from notifier.config import Config, ConfigError, load_config, secrets_of, silent_jobs
+from notifier.delivery import Dispatcher, UrlChannelFactory
+from notifier.durations import format_duration
 from notifier.lock import LockHeld, StateLock
 from notifier.logs import redact
 from notifier.metrics import Health, MetricsServer
 from notifier.poller import Poller
-from notifier.store import SqliteStore, Store, StoreError
+from notifier.store import (
+    DELIVERY_STATES,
+    JOB_STATES,
+    Instance,
+    Store,
+    StoreError,
+    describe_location,
+    open_store,
+)
 from notifier.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
 SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 HEARTBEAT = 5.0
+CONNECT_FOR = 30.0  # an unreachable database at start is retried for this long
+STORE_BACKOFF = (0.5, 10.0)  # first and longest wait after a failed store call
 
 
 def tick_seconds(config: Config) -> float:
     """How often the scheduler looks for due work: a quarter interval, within [50ms, 1s]."""
     return min(1.0, max(0.05, config.polling.interval / 4))
+
+
+def housekeeping_seconds(config: Config) -> float:
+    """How often retention runs: a quarter of it, within [1 s, 1 min]."""
+    return min(60.0, max(1.0, (config.retention or 240.0) / 4))
 
 
 def build_channels(config: Config) -> dict[str, channels.Channel]:
@@ -51,7 +77,7 @@ def warn_if_readable(path: Path, config: Config) -> None:
     """The config may hold secrets: say so if other users can read it.
 
     A warning when a secret is written in the file itself; only a note when every secret
-    comes from the environment (``${VAR}``), as with systemd's ``EnvironmentFile=``.
+    comes from elsewhere (``${credential:...}``, ``${file:...}``, ``${VAR}``).
     """
     try:
         mode = path.stat().st_mode
@@ -62,17 +88,29 @@ def warn_if_readable(path: Path, config: Config) -> None:
         return
     if any(secret in text for secret in secrets_of(config)):
         log.warning(
-            "config file %s is readable by other users and holds secrets: chmod o-r it, "
-            "or take the secrets from the environment with ${VAR}",
+            "config file %s is readable by other users and holds secrets: chmod o-r it, or"
+            " take the secrets from ${credential:NAME}, ${file:/path} or ${VAR}",
             path,
         )
     else:
         log.info("config file %s is readable by other users (it holds no secret itself)", path)
 
 
+def url_channels(config: Config) -> UrlChannelFactory | None:
+    """The channel maker of ``url:<origin>`` lanes (jobs' own URLs), if the API is on."""
+    api = config.api
+    if api is None:
+        return None
+    return lambda name: CallbackUrlChannel(
+        name, api.callback_secret, api.allow_callback_urls, config.delivery.timeout
+    )
+
+
 def warn_about_orphans(store: Store, config: Config) -> None:
     """Pending deliveries to a callback no longer configured wait for it: say so."""
     for callback, count in store.pending_by_callback().items():
+        if config.api is not None and callback.startswith(CALLBACK_PREFIX):
+            continue
         if callback not in config.callbacks:
             log.warning(
                 "%d pending deliveries are for callback %r, which is not configured; "
@@ -80,6 +118,33 @@ def warn_about_orphans(store: Store, config: Config) -> None:
                 count,
                 callback,
             )
+
+
+class StoreCollector(Collector):
+    """Jobs by state, outbox backlog and the age of the oldest pending delivery."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = self.store.counts()
+            oldest = self.store.oldest_pending()
+        except StoreError:
+            return  # /healthz reports the outage; the counters still scrape
+        jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
+        for state in JOB_STATES:
+            jobs.add_metric([state], counts["jobs"].get(state, 0))
+        yield jobs
+        deliveries = GaugeMetricFamily("notifier_outbox", "Outbox rows by state", labels=["state"])
+        for state in DELIVERY_STATES:
+            deliveries.add_metric([state], counts["deliveries"].get(state, 0))
+        yield deliveries
+        yield GaugeMetricFamily(
+            "notifier_outbox_oldest_pending_seconds",
+            "Age of the oldest pending delivery",
+            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
+        )
 
 
 class Daemon:
@@ -90,44 +155,85 @@ class Daemon:
         self.config = config
         self.metrics_port = metrics_port if metrics_port is not None else config.metrics.port
         self.systemd = Notifier()
-        self.lock = StateLock(config.state_path)
+        # The file lock keeps a second daemon off a SQLite file; PostgreSQL is shared.
+        self.lock = StateLock(config.state_path) if config.state_url is None else None
+        self.instance = Instance(config.cluster.name, config.cluster.lease, __version__)
+        self.store_failures = 0
+        self.store_retry_at = 0.0
 
     def run(self) -> int:
         """Serve; returns the exit status."""
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
-            self.lock.acquire()
+            if self.lock is not None:
+                self.lock.acquire()
         except (LockHeld, OSError) as exc:
             log.error("%s", exc)
             return 1
         try:
-            self.store = SqliteStore(self.config.state_path)
-        except StoreError as exc:
-            log.error("%s", exc)
-            return 1
-        try:
-            self._serve()
-        except OSError as exc:  # e.g. the metrics port is taken; no thread is running yet
-            log.error("cannot start: %s", exc)
-            return 1
+            store = self._open_store()
+            if store is None:
+                return 1
+            self.store = store
+            try:
+                self._serve()
+            except OSError as exc:  # e.g. the metrics port is taken; no thread is running yet
+                log.error("cannot start: %s", exc)
+                return 1
+            except StoreError as exc:  # the store failed during start-up
+                log.error("%s", exc)
+                return 1
+            finally:
+                self.store.close()
         finally:
-            self.store.close()
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
         return 0
+
+    def _open_store(self) -> Store | None:
+        """Open the store; a database that is not reachable yet is retried for 30 s."""
+        deadline = time.monotonic() + CONNECT_FOR
+        attempt = 0
+        while True:
+            try:
+                return open_store(self.config, self.instance)
+            except StoreError as exc:
+                attempt += 1
+                delay = exponential(attempt, 1.0, 8.0)
+                if self.config.state_url is None or time.monotonic() + delay > deadline:
+                    log.error("%s", exc)
+                    return None
+                log.warning("%s; retrying in %.1fs (attempt %d)", exc, delay, attempt)
+                if signal.sigtimedwait(SIGNALS - {signal.SIGHUP}, delay) is not None:
+                    return None
 
     def _serve(self) -> None:
         config = self.config
         redact(secrets_of(config))
         warn_if_readable(self.config_path, config)
-        self.store.sync_config_jobs(config.jobs, time.time())
-        warn_about_orphans(self.store, config)
+        for warning in silent_jobs(config):
+            log.warning("%s", warning)
+        self._start_up_call(lambda: self.store.sync_config_jobs(config.jobs, time.time()))
+        self._start_up_call(lambda: self.store.heartbeat(time.time()))
+        self._start_up_call(lambda: warn_about_orphans(self.store, config))
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
-        self.dispatcher = Dispatcher(self.store, build_channels(config), config.delivery)
+        self.dispatcher = Dispatcher(
+            self.store,
+            build_channels(config),
+            config.delivery,
+            url_channel=url_channels(config),
+        )
         self.poller = Poller(self.store, config, on_enqueued=self._wake_delivery)
+        self.api: Api | None = None
+        self.api_server: ApiServer | None = None
+        if config.api is not None:
+            self.api = Api(self.store, config.api, config.callbacks, self.health)
+            self.api_server = ApiServer(self.api.wsgi(), config.api.host, config.api.port)
+            self.api_server.start()
         self.metrics: MetricsServer | None = None
         if self.metrics_port is not None:
             self.metrics = MetricsServer(
-                self.store, self.health, config.metrics.host, self.metrics_port
+                self.health, config.metrics.host, self.metrics_port, [StoreCollector(self.store)]
             )
             self.metrics.start()
         self.scheduler = BackgroundScheduler(
@@ -135,32 +241,79 @@ class Daemon:
         )
         self._schedule(config)
         self.scheduler.start()
+        self.store.listen(self._wake_delivery)
         log.info(
-            "datasaur-notifier %s running: state %s, %d callbacks, %s",
+            "datasaur-notifier %s running: instance %s, state %s, %d callbacks, %s",
             __version__,
-            config.state_path,
+            self.instance.name,
+            describe_location(config),
             len(config.callbacks),
-            self.summary(),
+            self._summary_or_outage(),
         )
-        self.systemd.ready(self.summary())
+        self.systemd.ready(self._summary_or_outage())
         self._wait_for_signals()
         self._shutdown()
 
+    def _start_up_call(self, func: Callable[[], object]) -> None:
+        """A store call at start: on PostgreSQL retried like at any other time, until it
+        succeeds, so that a database restarting while the daemon starts does not kill it.
+        """
+        while True:
+            try:
+                func()
+                self._store_answered()
+                return
+            except StoreError as exc:
+                if self.config.state_url is None:
+                    raise  # a broken SQLite file does not heal by waiting
+                delay = self._store_failed(exc)
+            if signal.sigtimedwait(SIGNALS - {signal.SIGHUP}, delay) is not None:
+                raise StoreError("stopped while waiting for the state store")
+
     def _schedule(self, config: Config) -> None:
         every = tick_seconds(config)
-        for job_id, func in (("poll", self._poll_tick), ("deliver", self._deliver_tick)):
+        ticks = (
+            ("poll", self._poll_tick, every),
+            ("deliver", self._deliver_tick, every),
+            ("lease", self._lease_tick, config.cluster.lease / 3),
+            ("housekeeping", self._housekeeping_tick, housekeeping_seconds(config)),
+        )
+        for job_id, func, seconds in ticks:
             self.scheduler.add_job(
                 func,
                 "interval",
-                seconds=every,
+                seconds=seconds,
                 id=job_id,
                 replace_existing=True,
                 next_run_time=dt.datetime.now(dt.UTC),
             )
 
+    def _store_failed(self, exc: StoreError) -> float:
+        """Back every tick off together; one log line per retry."""
+        self.store_failures += 1
+        delay = exponential(self.store_failures, *STORE_BACKOFF)
+        self.store_retry_at = time.monotonic() + delay
+        if getattr(self, "health", None) is not None:
+            self.health.store_error = str(exc)
+        log.error("%s; retrying in %.1fs (failure %d)", exc, delay, self.store_failures)
+        return delay
+
+    def _store_answered(self) -> None:
+        if self.store_failures:
+            log.info("the state store answers again after %d failures", self.store_failures)
+        self.store_failures = 0
+        if getattr(self, "health", None) is not None:
+            self.health.store_error = None
+
     def _guarded(self, name: str, func: Callable[[], object]) -> None:
+        if time.monotonic() < self.store_retry_at:
+            self.health.ticked()
+            return
         try:
             func()
+            self._store_answered()
+        except StoreError as exc:
+            self._store_failed(exc)
         except Exception as exc:
             log.error("%s tick failed: %s: %s", name, type(exc).__name__, exc)
         self.health.ticked()
@@ -171,8 +324,30 @@ class Daemon:
     def _deliver_tick(self) -> None:
         self._guarded("delivery", self.dispatcher.tick)
 
+    def _lease_tick(self) -> None:
+        self._guarded("lease", self._keep_leases)
+
+    def _keep_leases(self) -> None:
+        """Heartbeat and extend the leases held."""
+        self.store.heartbeat(time.time())
+        self.store.renew_leases()
+
+    def _housekeeping_tick(self) -> None:
+        self._guarded("housekeeping", self._housekeeping)
+
+    def _housekeeping(self) -> None:
+        """The once-across-daemons chores: retention, forgetting silent instances."""
+        pruned = self.store.housekeeping(time.time(), self.config.retention)
+        if any(pruned):
+            log.info(
+                "retention: removed %d finished jobs, %d deliveries and %d attempts older than %s",
+                *pruned,
+                format_duration(self.config.retention),
+            )
+
     def _wake_delivery(self) -> None:
-        self.dispatcher.tick()
+        if time.monotonic() >= self.store_retry_at:
+            self.dispatcher.tick()
 
     def summary(self) -> str:
         """One line: jobs watched, deliveries pending."""
@@ -180,6 +355,12 @@ class Daemon:
         watching = counts["jobs"].get("watching", 0)
         pending = counts["deliveries"].get("pending", 0)
         return f"watching {watching} jobs, {pending} deliveries pending"
+
+    def _summary_or_outage(self) -> str:
+        try:
+            return self.summary()
+        except StoreError:
+            return "state store unavailable"
 
     def _wait_for_signals(self) -> None:
         interval = min(HEARTBEAT, self.systemd.watchdog_interval or HEARTBEAT)
@@ -194,10 +375,7 @@ class Daemon:
             self.systemd.watchdog()
             if time.monotonic() - last_status >= HEARTBEAT:
                 last_status = time.monotonic()
-                try:
-                    self.systemd.status(self.summary())
-                except StoreError as exc:
-                    log.error("%s", exc)
+                self.systemd.status(self._summary_or_outage())
 
     def reload(self) -> None:
         """Re-read the config; apply it if valid, else keep the current one."""
@@ -208,25 +386,41 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload: %s: %s", exc.source, problem)
             log.error("reload: the config is invalid; keeping the previous one")
-            self.systemd.ready(self.summary())
+            self.systemd.ready(self._summary_or_outage())
             return
         try:
             self._apply(new)
         except Exception as exc:
             log.error("reload failed, keeping the previous config: %s", exc)
-        self.systemd.ready(self.summary())
+        self.systemd.ready(self._summary_or_outage())
 
     def _apply(self, new: Config) -> None:
-        for key in ("state_path", "metrics"):
+        for key in ("state_path", "state_url", "cluster", "metrics"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("reload: %s changed; it takes effect at the next restart", key)
-        new = new.model_copy(update={"state_path": self.config.state_path})
+        old_listen = None if self.config.api is None else self.config.api.listen
+        if (None if new.api is None else new.api.listen) != old_listen:
+            log.warning("reload: api.listen changed; it takes effect at the next restart")
+        new = new.model_copy(
+            update={
+                "state_path": self.config.state_path,
+                "state_url": self.config.state_url,
+                "cluster": self.config.cluster,
+            }
+        )
         redact(secrets_of(new))
+        for warning in silent_jobs(new):
+            log.warning("%s", warning)
         self.store.sync_config_jobs(new.jobs, time.time())
         self.poller.reconfigure(new)
-        self.dispatcher.reconfigure(build_channels(new), new.delivery)
+        self.dispatcher.reconfigure(build_channels(new), new.delivery, url_channels(new))
+        if self.api is not None and new.api is not None:
+            self.api.reconfigure(new.api, new.callbacks)
         warn_about_orphans(self.store, new)
-        if tick_seconds(new) != tick_seconds(self.config):
+        if (tick_seconds(new), housekeeping_seconds(new)) != (
+            tick_seconds(self.config),
+            housekeeping_seconds(self.config),
+        ):
             self._schedule(new)
         self.config = new
         log.info("reloaded %s: %s", self.config_path, self.summary())
@@ -242,4 +436,10 @@ class Daemon:
         stopper.join()
         if self.metrics is not None:
             self.metrics.stop()
-        log.info("stopped: %s", self.summary())
+        if self.api_server is not None:
+            self.api_server.stop()
+        try:
+            self.store.retire()  # other daemons take this one's work at once
+        except StoreError as exc:
+            log.warning("could not release leases (they expire within a lease): %s", exc)
+        log.info("stopped: %s", self._summary_or_outage())

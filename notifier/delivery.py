@@ -3,7 +3,8 @@
 Each callback has its own lane -- a bounded pool of ``delivery.concurrency`` workers --
 so a slow or dead receiver never delays another callback's deliveries. Claims are kept
 in memory only: after a crash every pending row is simply due again (and may be sent
-once more under the same ``webhook-id``).
+once more under the same ``webhook-id``). On a shared store each claim is also a lease
+(see :mod:`notifier.store.postgres`), so that two daemons never send the same row at once.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from notifier import metrics
 from notifier.backoff import exponential
+from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels import Channel, Outcome
 from notifier.config import DeliverySettings
 from notifier.logs import scrub
-from notifier.store import Attempt, Delivery, Store
+from notifier.store import Attempt, Delivery, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+UrlChannelFactory = Callable[[str], Channel]
 
 
 def next_state(
@@ -67,15 +71,16 @@ class Lane:
             if self._closed or free <= 0:
                 return
             busy = list(self.in_flight)
-            due = self.store.due_deliveries(self.channel.name, self.clock(), free, busy)
+            due = self.store.claim_deliveries(self.channel.name, self.clock(), free, busy)
             for delivery in due:
                 self.in_flight.add(delivery.id)
                 self._pool.submit(self._send, delivery)
 
     def _send(self, delivery: Delivery) -> None:
         try:
-            attempt = self.attempt(delivery)
-            self.store.record_attempt(attempt)
+            self.store.record_attempt(self.attempt(delivery))
+        except StoreError as exc:  # the row stays pending: it is sent again later
+            log.error("delivery %s: could not record the attempt: %s", delivery.id, exc)
         except Exception:
             log.exception("delivery %s: could not record the attempt", delivery.id)
         finally:
@@ -83,6 +88,8 @@ class Lane:
                 self.in_flight.discard(delivery.id)
         try:
             self.fill()
+        except StoreError as exc:
+            log.error("callback %s: could not look for due deliveries: %s", self.channel.name, exc)
         except Exception:
             log.exception("callback %s: could not look for due deliveries", self.channel.name)
 
@@ -90,7 +97,7 @@ class Lane:
         """Send once and work out the delivery's new state."""
         started = self.clock()
         begun = time.monotonic()
-        outcome = self.channel.deliver(delivery.id, delivery.payload)
+        outcome = self.channel.deliver(delivery.id, delivery.payload, delivery.target_url)
         duration = time.monotonic() - begun
         state, next_at = next_state(delivery, outcome, self.clock(), self.settings)
         _log_attempt(delivery, outcome, state, next_at, duration, self.clock())
@@ -103,6 +110,7 @@ class Lane:
             detail=scrub(outcome.detail),
             state=state,
             next_attempt_at=next_at,
+            lease=delivery.lease,
         )
 
     def close(self, wait: bool) -> None:
@@ -152,34 +160,45 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         settings: DeliverySettings,
         clock: Callable[[], float] = time.time,
+        url_channel: UrlChannelFactory | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.lanes: dict[str, Lane] = {}
-        self.reconfigure(channels, settings)
+        self.reconfigure(channels, settings, url_channel)
 
-    def reconfigure(self, channels: Mapping[str, Channel], settings: DeliverySettings) -> None:
+    def reconfigure(
+        self,
+        channels: Mapping[str, Channel],
+        settings: DeliverySettings,
+        url_channel: UrlChannelFactory | None = None,
+    ) -> None:
         """Swap in new callbacks; attempts in flight finish in the background.
 
         A changed callback's new lane shares the old lane's in-flight set, so that a
-        delivery being sent is not picked up a second time.
+        delivery being sent is not picked up a second time. ``url_channel`` makes the
+        channel of a ``url:<origin>`` lane (jobs' own callback URLs), created when such
+        a delivery is first pending; None when the API is off.
         """
         old = self.lanes
+        self.settings = settings
+        self.url_channel = url_channel
         self.lanes = {
-            name: Lane(
-                channel,
-                self.store,
-                settings,
-                self.clock,
-                old[name].in_flight if name in old else None,
-            )
-            for name, channel in channels.items()
+            name: self._lane(channel, old.get(name)) for name, channel in channels.items()
         }
         for lane in old.values():
             lane.close(wait=False)
 
+    def _lane(self, channel: Channel, previous: Lane | None) -> Lane:
+        in_flight = None if previous is None else previous.in_flight
+        return Lane(channel, self.store, self.settings, self.clock, in_flight)
+
     def tick(self) -> None:
         """Start every due delivery there is room for."""
+        if self.url_channel is not None:
+            for name in self.store.pending_by_callback():
+                if name.startswith(CALLBACK_PREFIX) and name not in self.lanes:
+                    self.lanes[name] = self._lane(self.url_channel(name), None)
         for lane in list(self.lanes.values()):
             lane.fill()
 

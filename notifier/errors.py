@@ -10,8 +10,8 @@ from __future__ import annotations
 import requests
 
 
-def describe_error(exc: requests.RequestException) -> str:
-    """``timed out``, or the innermost cause of ``exc``."""
+def describe_error(exc: Exception) -> str:
+    """``timed out``, or the innermost cause of a requests or urllib3 error."""
     if isinstance(exc, requests.Timeout):
         return "timed out"
     inner: BaseException = exc

@@ -1,14 +1,16 @@
 """Prometheus metrics and the ``/healthz`` endpoint.
 
 Counters and histograms are module-level (the prometheus-client idiom) on a registry
-of our own; gauges that describe the store are read from it at scrape time.
+of our own. Collectors that read the state at scrape time are handed in by the wiring
+(:mod:`notifier.daemon`), so nothing here -- nor the Datasaur client that counts its
+requests here -- knows about storage.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,11 +19,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply
-from notifier.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,44 +60,29 @@ NOTIFICATION_LATENCY = Histogram(
 )
 
 
-class StoreCollector(Collector):
-    """Jobs by state, outbox backlog and the age of the oldest pending delivery."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        counts = self.store.counts()
-        jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
-        for state in ("watching", "done", "expired", "unwatched"):
-            jobs.add_metric([state], counts["jobs"].get(state, 0))
-        yield jobs
-        deliveries = GaugeMetricFamily("notifier_outbox", "Outbox rows by state", labels=["state"])
-        for state in ("pending", "delivered", "dead"):
-            deliveries.add_metric([state], counts["deliveries"].get(state, 0))
-        yield deliveries
-        oldest = self.store.oldest_pending()
-        yield GaugeMetricFamily(
-            "notifier_outbox_oldest_pending_seconds",
-            "Age of the oldest pending delivery",
-            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
-        )
-
-
 class Health:
-    """The scheduler is healthy while its ticks keep coming."""
+    """Healthy while the scheduler's ticks keep coming and the state store answers."""
 
     def __init__(self, stall_after: float) -> None:
         self.stall_after = stall_after
         self.last_tick = time.monotonic()
+        self.store_error: str | None = None
 
     def ticked(self) -> None:
         """Called at the end of every tick."""
         self.last_tick = time.monotonic()
 
+    def problem(self) -> str | None:
+        """Why the daemon is unhealthy, or None."""
+        if time.monotonic() - self.last_tick > self.stall_after:
+            return "scheduler stalled"
+        if self.store_error is not None:
+            return "state store unavailable"
+        return None
+
     def healthy(self) -> bool:
-        """Whether a tick happened recently."""
-        return time.monotonic() - self.last_tick <= self.stall_after
+        """Whether a tick happened recently and the store answered last time."""
+        return self.problem() is None
 
 
 class _MetricsHandler(QuietHandler):
@@ -113,20 +98,23 @@ class MetricsServer(LocalHTTPServer):
 
     handler_class = _MetricsHandler
 
-    def __init__(self, store: Store, health: Health, host: str, port: int) -> None:
+    def __init__(
+        self, health: Health, host: str, port: int, collectors: Iterable[Collector] = ()
+    ) -> None:
         super().__init__(host, port)
         self.health = health
-        self.store_registry = CollectorRegistry()
-        self.store_registry.register(StoreCollector(store))
+        self.state_registry = CollectorRegistry()
+        for collector in collectors:
+            self.state_registry.register(collector)
 
     def answer(self, path: str) -> Reply:
         """The reply to a GET of ``path``."""
         if path.startswith("/healthz"):
-            healthy = self.health.healthy()
-            text = b"ok\n" if healthy else b"scheduler stalled\n"
-            return Reply(200 if healthy else 503, text, "text/plain")
+            problem = self.health.problem()
+            text = b"ok\n" if problem is None else f"{problem}\n".encode()
+            return Reply(200 if problem is None else 503, text, "text/plain")
         if path.startswith("/metrics"):
-            body = generate_latest(REGISTRY) + generate_latest(self.store_registry)
+            body = generate_latest(REGISTRY) + generate_latest(self.state_registry)
             return Reply(200, body, CONTENT_TYPE_LATEST)
         return Reply(404, b"not found\n", "text/plain")
 

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from notifier import metrics
+from notifier import callback_urls, metrics
 from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
 from notifier.events import EXPIRED_EVENT, TERMINAL_STATUSES, build_payload, event_type
 from notifier.logs import scrub
-from notifier.ratelimit import RateLimiter
 from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
 
 log = logging.getLogger(__name__)
@@ -91,6 +90,7 @@ def decide(
         poll_interval=interval,
         last_error=error,
         events=events,
+        lease=job.lease,
     )
 
 
@@ -105,7 +105,7 @@ def _event(
         previous_status=job.status,
         observed_at=now,
     )
-    return NewEvent(event=event, payload=payload, callbacks=targets)
+    return NewEvent(event=event, payload=payload, callbacks=targets, target_url=job.callback_url)
 
 
 class Poller:
@@ -131,7 +131,7 @@ class Poller:
 
     def _connect(self, config: Config) -> None:
         self.client = DatasaurClient(config.datasaur)
-        self.limiter = RateLimiter(config.datasaur.max_requests_per_second)
+        self.limiter = self.store.rate_limiter(config.datasaur.max_requests_per_second)
 
     def reconfigure(self, config: Config) -> None:
         """Use a new config (after SIGHUP); the API client is rebuilt if its settings changed."""
@@ -140,8 +140,12 @@ class Poller:
         self.config = config
 
     def targets(self, job: WatchedJob) -> list[str]:
-        """The callbacks a job notifies: its ``notify`` list, else every callback."""
-        return list(self.config.callbacks) if job.notify is None else list(job.notify)
+        """The callbacks a job notifies: its ``notify`` list (else every callback), and
+        its own ``callback_url``'s lane."""
+        names = list(self.config.callbacks) if job.notify is None else list(job.notify)
+        if job.callback_url is not None:
+            names.append(callback_urls.origin_of(job.callback_url))
+        return names
 
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
@@ -153,8 +157,11 @@ class Poller:
         batch_size = self.config.datasaur.batch_size
         started = self.clock()
         while not self.stopping.is_set() and self.clock() >= self.backoff_until:
-            jobs = self.store.due_jobs(started, batch_size)
-            if not jobs or not self.limiter.try_acquire():
+            jobs = self.store.claim_jobs(started, batch_size)
+            if not jobs:
+                break
+            if not self.limiter.try_acquire():
+                self.store.release_jobs(jobs)  # no lease held while nothing is polled
                 break
             if not self._poll_batch(jobs):
                 break
@@ -180,6 +187,7 @@ class Poller:
             )
             return self._poll_one_by_one(jobs)
         except ApiUnavailable as exc:
+            self.store.release_jobs(jobs)
             self._api_failed(exc)
             return False
         self._record(jobs, seen)
@@ -203,11 +211,13 @@ class Poller:
                 seen.append(Observation(error=scrub(str(exc))))
             except ApiUnavailable as exc:
                 self._record(jobs[: len(seen)], seen)
+                self.store.release_jobs(jobs[len(seen) :])
                 self._api_failed(exc)
                 return False
             if len(seen) >= ALL_REJECTED_AFTER and all(s.error is not None for s in seen):
                 break
         self._record(jobs[: len(seen)], seen)
+        self.store.release_jobs(jobs[len(seen) :])
         if seen and all(s.error is not None for s in seen):
             reason = f"every job asked for was rejected: {seen[-1].error}"
             self._api_failed(ApiUnavailable(reason))

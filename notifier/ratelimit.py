@@ -1,4 +1,9 @@
-"""A token bucket capping requests per second to Datasaur."""
+"""Caps on the request rate to Datasaur: a local token bucket, and the waiting loop.
+
+The cap is Datasaur's per-account limit. One daemon uses :class:`RateLimiter`; daemons
+that share a PostgreSQL store share one cap through a row of the database (see
+:mod:`notifier.store.postgres`), built on the same :class:`WaitingLimiter`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,27 @@ import threading
 import time
 
 
-class RateLimiter:
+class WaitingLimiter:
+    """``acquire`` waits on ``try_acquire``; subclasses say when to look again."""
+
+    def try_acquire(self) -> bool:
+        """Take a token if one is available now."""
+        raise NotImplementedError
+
+    def wait_hint(self) -> float:
+        """Seconds until a token is likely available."""
+        raise NotImplementedError
+
+    def acquire(self, stopping: threading.Event) -> bool:
+        """Wait for a token; False if ``stopping`` is set first."""
+        while not stopping.is_set():
+            if self.try_acquire():
+                return True
+            stopping.wait(max(self.wait_hint(), 0.001))
+        return False
+
+
+class RateLimiter(WaitingLimiter):
     """At most ``rate`` requests per second, with bursts of up to ``max(1, rate)``."""
 
     def __init__(self, rate: float) -> None:
@@ -30,12 +55,7 @@ class RateLimiter:
                 return True
             return False
 
-    def acquire(self, stopping: threading.Event) -> bool:
-        """Wait for a token; False if ``stopping`` is set first."""
-        while not stopping.is_set():
-            if self.try_acquire():
-                return True
-            with self._lock:
-                wait = (1 - self._tokens) / self.rate
-            stopping.wait(max(wait, 0.001))
-        return False
+    def wait_hint(self) -> float:
+        """Time for the bucket to hold one whole token."""
+        with self._lock:
+            return (1 - self._tokens) / self.rate

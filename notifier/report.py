@@ -8,7 +8,7 @@ from typing import Any
 
 from notifier.durations import relative_time
 from notifier.events import isoformat
-from notifier.store import AttemptRecord, Delivery, WatchedJob
+from notifier.store import AttemptRecord, Delivery, InstanceRecord, WatchedJob
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -29,6 +29,8 @@ def job_document(job: WatchedJob) -> dict[str, Any]:
         "notify": job.notify,
         "on_status": list(job.on_status),
         "source": job.source,
+        "owner": job.owner,
+        "callback_url": job.callback_url,
     }
 
 
@@ -134,3 +136,31 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
         "LAST ERROR",
     ]
     return table(headers, rows) if rows else "no deliveries"
+
+
+def instance_document(instance: InstanceRecord) -> dict[str, Any]:
+    """A daemon's heartbeat row as ``instances --json`` prints it."""
+    return {
+        "name": instance.name,
+        "started_at": isoformat(instance.started_at),
+        "last_seen_at": isoformat(instance.last_seen_at),
+        "version": instance.version,
+        "alive": instance.alive,
+    }
+
+
+def instances_table(instances: Sequence[InstanceRecord], now: float | None = None) -> str:
+    """The daemons sharing the state, for people."""
+    now = time.time() if now is None else now
+    rows = [
+        [
+            i.name,
+            relative_time(i.started_at, now),
+            relative_time(i.last_seen_at, now),
+            i.version,
+            "yes" if i.alive else "no",
+        ]
+        for i in instances
+    ]
+    headers = ["NAME", "STARTED", "LAST SEEN", "VERSION", "ALIVE"]
+    return table(headers, rows) if rows else "no daemon running"

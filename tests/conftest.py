@@ -1,7 +1,11 @@
-"""Real local servers on 127.0.0.1 and a factory for daemon configs and processes."""
+"""Real local servers on 127.0.0.1 (PostgreSQL included) and a factory for daemon configs
+and processes."""
 
 from __future__ import annotations
 
+import os
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ import pytest
 from notifier.receiver import WebhookReceiver
 from notifier.simulator import DatasaurSimulator
 from tests.support.daemon import DaemonProcess, write_config
+from tests.support.postgres import URL_ENV, PostgresServer, PostgresUnavailable
 from tests.support.smtp import SmtpSink
 
 CLIENT_ID = "test-client"
@@ -95,3 +100,33 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     for daemon in started:
         if daemon.alive():
             daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session: ``$NOTIFIER_TEST_POSTGRES_URL`` if set, else a
+    throwaway local one (stopped and deleted at session end). Skips if there is neither,
+    unless ``NOTIFIER_TEST_POSTGRES_REQUIRED`` is set (CI), where that is an error."""
+    url = os.environ.get(URL_ENV)
+    if url:
+        yield PostgresServer.external(url)
+        return
+    try:
+        server = PostgresServer.start_local()
+    except PostgresUnavailable as exc:
+        if os.environ.get("NOTIFIER_TEST_POSTGRES_REQUIRED"):
+            pytest.fail(f"PostgreSQL required: {exc}")
+        pytest.skip(f"{exc}; install PostgreSQL or set {URL_ENV}")
+    with server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database for this test (dropped at teardown, connections and all)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t_{slug}_{uuid.uuid4().hex[:8]}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.ensure_running()  # a failed outage test must not break the next tests
+    postgres_server.drop_database(name)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from notifier.config import ConfigError, load_config, parse_config, secrets_of
+from notifier import logs
+from notifier.config import ConfigError, load_config, parse_config, secrets_of, silent_jobs
 
 MINIMAL = """
 datasaur:
@@ -358,11 +360,262 @@ def test_secrets_are_secret_str_and_listed() -> None:
     }
 
 
-def test_example_config_is_valid() -> None:
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    """With the credentials the systemd unit loads, and nothing else from the environment."""
     example = Path(__file__).resolve().parent.parent / "config.example.yaml"
     if not example.exists():
         pytest.skip("config.example.yaml not written yet")
-    config = load_config(
-        example, environ=ENV | {"DATASAUR_CLIENT_ID": "a", "DATASAUR_CLIENT_SECRET": "b"}
-    )
+    (tmp_path / "datasaur-client-secret").write_text("client-secret-value\n")
+    (tmp_path / "webhook-secret").write_text(ENV["WEBHOOK_SECRET"] + "\n")
+    config = load_config(example, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert config.callbacks
+    assert set(secrets_of(config)) == {"client-secret-value", ENV["WEBHOOK_SECRET"]}
+
+
+# --- ${file:/path} and ${credential:NAME} --------------------------------------------
+
+FILE_SECRET = "client-secret-from-a-file"
+
+
+def test_file_reference_is_replaced_by_the_content_without_one_trailing_newline(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "token").write_text(FILE_SECRET + "\n")
+    (tmp_path / "two").write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\r\n")
+    (tmp_path / "id").write_text("cid\n\n")
+    text = f"""
+    datasaur:
+      client_id: 'x-${{file:{tmp_path}/id}}'
+      client_secret: '${{file:{tmp_path}/token}}'
+    callbacks:
+      h: {{type: webhook, url: 'http://x', secret: '${{file:{tmp_path}/two}}'}}
+    """
+    config = parse_config(textwrap.dedent(text), environ={})
+    assert config.datasaur.client_secret == SecretStr(FILE_SECRET)
+    assert config.datasaur.client_id == "x-cid\n"  # only one newline is stripped
+    hook = config.callback("h")
+    assert hook.secret == (SecretStr(ENV["WEBHOOK_SECRET"]),)  # type: ignore[attr-defined]
+
+
+def test_credential_reference_reads_from_the_credentials_directory(tmp_path: Path) -> None:
+    (tmp_path / "datasaur-client-secret").write_text(FILE_SECRET)
+    text = "datasaur: {client_id: a, client_secret: '${credential:datasaur-client-secret}'}"
+    config = parse_config(text, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert config.datasaur.client_secret == SecretStr(FILE_SECRET)
+
+
+def test_file_content_is_not_expanded_again(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("${HOME} $$")
+    config = parse_config(f"datasaur: {{token: '${{file:{tmp_path}/t}}'}}", environ={"HOME": "h"})
+    assert config.datasaur.token == SecretStr("${HOME} $$")
+
+
+@pytest.mark.parametrize(
+    ("reference", "environ", "expected"),
+    [
+        ("${file:secrets/token}", {}, "${file:secrets/token}: not an absolute path"),
+        ("${file:}", {}, "${file:}: not an absolute path"),
+        ("${file:{dir}/absent}", {}, "cannot read file {dir}/absent: No such file or directory"),
+        ("${file:{dir}}", {}, "cannot read file {dir}: Is a directory"),
+        ("${file:{dir}/binary}", {}, "cannot read file {dir}/binary: not UTF-8 text"),
+        (
+            "${credential:token}",
+            {},
+            "credential 'token': $CREDENTIALS_DIRECTORY is not set"
+            " (systemd sets it for LoadCredential=)",
+        ),
+        (
+            "${credential:absent}",
+            {"CREDENTIALS_DIRECTORY": "{dir}"},
+            "cannot read credential 'absent' ({dir}/absent): No such file or directory",
+        ),
+        (
+            "${credential:../token}",
+            {"CREDENTIALS_DIRECTORY": "{dir}"},
+            "${credential:../token}: not a credential name (a file name, no '/')",
+        ),
+        (
+            "${credential:..}",
+            {"CREDENTIALS_DIRECTORY": "{dir}"},
+            "${credential:..}: not a credential name (a file name, no '/')",
+        ),
+        ("${vault:token}", {}, "unknown reference ${vault:...}"),
+    ],
+)
+def test_unreadable_secret_file_is_one_problem_naming_key_and_file(
+    tmp_path: Path, reference: str, environ: dict[str, str], expected: str
+) -> None:
+    (tmp_path / "token").write_text(FILE_SECRET)
+    (tmp_path / "binary").write_bytes(b"\xff\xfe" + FILE_SECRET.encode())
+    directory = str(tmp_path)
+    reference = reference.replace("{dir}", directory)
+    environ = {k: v.replace("{dir}", directory) for k, v in environ.items()}
+    text = f"datasaur: {{client_id: a, client_secret: '{reference}'}}"
+    found = problems(text, environ)
+    assert len(found) == 1, found
+    assert found[0].startswith("datasaur.client_secret: " + expected.replace("{dir}", directory))
+    assert FILE_SECRET not in found[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_file_without_read_permission_is_a_problem(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(FILE_SECRET)
+    secret.chmod(0)
+    found = problems(f"datasaur: {{token: '${{file:{secret}}}'}}")
+    assert found == [f"datasaur.token: cannot read file {secret}: Permission denied"]
+
+
+def test_file_refused_by_the_os_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same as above wherever the tests run as root (the OS error is simulated)."""
+    secret = tmp_path / "token"
+    secret.write_text(FILE_SECRET)
+    read_text = Path.read_text
+
+    def refuse(path: Path, *args: object, **kwargs: object) -> str:
+        if path == secret:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    found = problems(f"datasaur: {{token: '${{file:{secret}}}'}}")
+    assert found == [f"datasaur.token: cannot read file {secret}: Permission denied"]
+
+
+def test_every_unreadable_file_is_reported_once(tmp_path: Path) -> None:
+    text = f"""
+    datasaur: {{client_id: a, client_secret: '${{credential:cs}}'}}
+    callbacks:
+      h:
+        type: webhook
+        url: http://x
+        secret: ['${{file:{tmp_path}/new}}', '${{file:{tmp_path}/old}}']
+    """
+    found = problems(text)
+    assert found == [
+        "datasaur.client_secret: credential 'cs': $CREDENTIALS_DIRECTORY is not set"
+        " (systemd sets it for LoadCredential=)",
+        f"callbacks.h.secret[0]: cannot read file {tmp_path}/new: No such file or directory",
+        f"callbacks.h.secret[1]: cannot read file {tmp_path}/old: No such file or directory",
+    ]
+
+
+def test_secrets_read_from_files_are_listed_and_redacted(tmp_path: Path) -> None:
+    (tmp_path / "cs").write_text(FILE_SECRET + "\n")
+    (tmp_path / "hook").write_text(ENV["WEBHOOK_SECRET"] + "\n")
+    text = f"""
+    datasaur: {{client_id: a, client_secret: '${{credential:cs}}'}}
+    callbacks:
+      h: {{type: webhook, url: 'http://x', secret: '${{file:{tmp_path}/hook}}'}}
+    """
+    config = parse_config(textwrap.dedent(text), environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert FILE_SECRET not in repr(config) + str(config.model_dump())
+    assert set(secrets_of(config)) == {FILE_SECRET, ENV["WEBHOOK_SECRET"]}
+    try:
+        logs.redact(secrets_of(config))
+        line = logs.scrub(f"401 for client_secret={FILE_SECRET} with {ENV['WEBHOOK_SECRET']}")
+    finally:
+        logs.redact([])
+    assert line == "401 for client_secret=*** with ***"
+
+
+# --- webhook secret rotation ---------------------------------------------------------
+
+NEW_SECRET = "whsec_" + "TkVXLXNpZ25pbmcta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+
+
+def test_webhook_secret_may_be_a_list_and_a_single_one_still_works() -> None:
+    text = with_token(
+        f"""
+        callbacks:
+          one: {{type: webhook, url: 'http://x', secret: '{ENV["WEBHOOK_SECRET"]}'}}
+          two: {{type: webhook, url: 'http://x', secret: ['{NEW_SECRET}', '${{OLD}}']}}
+          none: {{type: webhook, url: 'http://x', secret: '${{UNSET:-}}'}}
+        """
+    )
+    config = parse_config(text, environ={"OLD": ENV["WEBHOOK_SECRET"]})
+    one, two, none = (config.callback(name) for name in ("one", "two", "none"))
+    assert one.secret == (SecretStr(ENV["WEBHOOK_SECRET"]),)  # type: ignore[attr-defined]
+    assert two.secret == (  # type: ignore[attr-defined]
+        SecretStr(NEW_SECRET),
+        SecretStr(ENV["WEBHOOK_SECRET"]),
+    )
+    assert none.secret is None  # type: ignore[attr-defined]
+    assert set(secrets_of(config)) == {"t", NEW_SECRET, ENV["WEBHOOK_SECRET"]}
+
+
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [
+        ("[]", ["callbacks.hook.secret: list at least one secret"]),
+        (f"['{NEW_SECRET}', nope]", ["callbacks.hook.secret[1]: must start with 'whsec_'"]),
+        (
+            "[whsec_!!, whsec_]",
+            [
+                "callbacks.hook.secret[0]: the part after 'whsec_' is not valid base64",
+                "callbacks.hook.secret[1]: the key after 'whsec_' is empty",
+            ],
+        ),
+        (f"['{NEW_SECRET}', 5]", ["callbacks.hook.secret[1]: Input should be a valid string"]),
+        ("nope", ["callbacks.hook.secret: must start with 'whsec_'"]),
+    ],
+)
+def test_each_listed_secret_is_checked_at_its_index(secret: str, expected: list[str]) -> None:
+    text = with_token(f"callbacks:\n  hook: {{type: webhook, url: 'http://x', secret: {secret}}}")
+    assert problems(text) == expected
+
+
+# --- template problems name their key ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("callback", "expected"),
+    [
+        (
+            "{type: webhook, url: 'http://x', format: template, body_template: '{{ name '}",
+            "callbacks.slack.body_template: template error: ",
+        ),
+        (
+            "{type: webhook, url: 'http://x', format: template, body_template: 'x={{ name }}'}",
+            "callbacks.slack.body_template: template does not render valid JSON",
+        ),
+        (
+            "{type: webhook, url: 'http://x', format: template}",
+            "callbacks.slack: format: template needs a body_template",
+        ),
+        (
+            "{type: email, smtp_host: h, from: a@b.c, to: [x@y.z], subject_template: '{% if %}'}",
+            "callbacks.slack.subject_template: template error: ",
+        ),
+        (
+            "{type: email, smtp_host: h, from: a@b.c, to: [x@y.z], body_template: '{{ nope }}'}",
+            "callbacks.slack.body_template: template error: 'nope' is undefined",
+        ),
+    ],
+)
+def test_template_problem_names_the_template_key(callback: str, expected: str) -> None:
+    [found] = problems(with_token(f"callbacks:\n  slack: {callback}"))
+    assert found.startswith(expected), found
+
+
+# --- jobs that notify nobody ---------------------------------------------------------
+
+
+def test_silent_jobs_names_each_job_that_notifies_nobody() -> None:
+    no_callbacks = parse_config(with_token("jobs: [{id: a}, {id: b, notify: []}]"), environ={})
+    assert silent_jobs(no_callbacks) == [
+        "jobs[0] ('a'): notifies nobody: no callback is configured",
+        "jobs[1] ('b'): notifies nobody: its notify list is empty",
+    ]
+    text = with_token(
+        """
+        callbacks: {h: {type: webhook, url: 'http://x'}}
+        jobs: [{id: a}, {id: b, notify: [h]}, {id: c, notify: []}]
+        """
+    )
+    assert silent_jobs(parse_config(text, environ={})) == [
+        "jobs[2] ('c'): notifies nobody: its notify list is empty"
+    ]
+    assert silent_jobs(parse_config(MINIMAL, environ={})) == []

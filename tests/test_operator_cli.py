@@ -574,17 +574,23 @@ def test_template_webhook_and_email_render_the_event(
     assert json.loads(test.body)["text"] == "sample job is DELIVERED"
 
 
+BODY_TEMPLATE = "callbacks.slack.body_template: "
+
+
 @pytest.mark.parametrize(
     ("callback", "problem"),
     [
-        ({"format": "template", "body_template": '{"text": "{{ name "}'}, "template error"),
-        ({"format": "template", "body_template": "text={{ name }}"}, "valid JSON"),
-        ({"format": "template", "body_template": '{"t": "{{ nope }}"}'}, "undefined"),
+        (
+            {"format": "template", "body_template": '{"text": "{{ name "}'},
+            BODY_TEMPLATE + "template error",
+        ),
+        ({"format": "template", "body_template": "text={{ name }}"}, BODY_TEMPLATE + "template"),
+        ({"format": "template", "body_template": '{"t": "{{ nope }}"}'}, "'nope' is undefined"),
         ({"format": "template", "body_template": '{"t": {{ 1 / 0 }}}'}, "ZeroDivisionError"),
-        ({"format": "template"}, "needs a body_template"),
+        ({"format": "template"}, "callbacks.slack: format: template needs a body_template"),
     ],
 )
-def test_check_config_reports_template_problems_with_the_callback_path(
+def test_check_config_reports_template_problems_with_the_key_path(
     simulator: DatasaurSimulator,
     receiver: WebhookReceiver,
     tmp_path: Path,
@@ -592,23 +598,55 @@ def test_check_config_reports_template_problems_with_the_callback_path(
     problem: str,
 ) -> None:
     callbacks = {"slack": webhook(receiver, **callback)}
-    result = cli(
-        config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks)), "check-config"
-    )
+    path = config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks))
+    result = cli(path, "check-config")
     assert result.returncode == 2
-    assert "callbacks.slack" in result.stderr and problem in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}: callbacks.slack"), line
+    assert problem in line, line
+    if "body_template" in callback:
+        assert line.startswith(f"{path}: {BODY_TEMPLATE}"), line
 
 
-def test_check_config_reports_email_template_problems(
-    simulator: DatasaurSimulator, smtp: SmtpSink, tmp_path: Path
+@pytest.mark.parametrize("key", ["subject_template", "body_template"])
+def test_check_config_reports_email_template_problems_with_the_key_path(
+    simulator: DatasaurSimulator, smtp: SmtpSink, tmp_path: Path, key: str
 ) -> None:
-    callbacks = {"mail": email(smtp, subject_template="{% if %}")}
-    result = cli(
-        config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks)), "check-config"
-    )
+    callbacks = {"mail": email(smtp, **{key: "{% if %}"})}
+    path = config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks))
+    result = cli(path, "check-config")
     assert result.returncode == 2
-    assert "callbacks.mail" in result.stderr and "template error" in result.stderr
+    assert result.stderr.startswith(f"{path}: callbacks.mail.{key}: template error: ")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_check_config_warns_about_jobs_that_notify_nobody(
+    simulator: DatasaurSimulator, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    jobs = [{"id": "job-a"}, {"id": "job-b", "notify": []}]
+    path = config_file(tmp_path, base_config(simulator, tmp_path, jobs=jobs))
+    result = cli(path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: ok (0 callbacks, 2 jobs"), result.stdout
+    assert result.stderr.splitlines() == [
+        "WARNING: jobs[0] ('job-a'): notifies nobody: no callback is configured",
+        "WARNING: jobs[1] ('job-b'): notifies nobody: its notify list is empty",
+    ]
+
+    callbacks = {"hook": webhook(receiver)}
+    jobs = [{"id": "job-a"}, {"id": "job-b", "notify": []}, {"id": "job-c", "notify": ["hook"]}]
+    config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks, jobs=jobs))
+    result = cli(path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "ok (1 callbacks, 3 jobs" in result.stdout
+    assert result.stderr.splitlines() == [
+        "WARNING: jobs[1] ('job-b'): notifies nobody: its notify list is empty"
+    ]
+
+    del jobs[1]
+    config_file(tmp_path, base_config(simulator, tmp_path, callbacks=callbacks, jobs=jobs))
+    result = cli(path, "check-config")
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
 
 
 # --- metrics --------------------------------------------------------------------
@@ -706,8 +744,7 @@ def test_metrics_port_from_the_config_and_backlog_age(
 
 def test_healthz_answers_503_when_the_scheduler_stalls(tmp_path: Path) -> None:
     health = Health(stall_after=60)
-    store = SqliteStore(tmp_path / "state.db")
-    server = MetricsServer(store, health, "127.0.0.1", 0)
+    server = MetricsServer(health, "127.0.0.1", 0)
     server.start()
     url = f"http://127.0.0.1:{server.port}/healthz"
     try:
@@ -719,9 +756,11 @@ def test_healthz_answers_503_when_the_scheduler_stalls(tmp_path: Path) -> None:
         health.stall_after = 60
         health.ticked()
         assert requests.get(url, timeout=5).status_code == 200
+        health.store_error = "state database: connection refused"
+        reply = requests.get(url, timeout=5)
+        assert (reply.status_code, reply.text) == (503, "state store unavailable\n")
     finally:
         server.stop()
-        store.close()
 
 
 # --- logs and help --------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from notifier import signing, templating
 from notifier.backoff import exponential, parse_retry_after
+from notifier.channels.webhook import WebhookChannel, WebhookSettings
 from notifier.config import JobSpec, PollingSettings
 from notifier.durations import format_duration, parse_duration, relative_time
 from notifier.events import (
@@ -395,6 +396,37 @@ def test_verify_accepts_a_valid_signature_among_several() -> None:
     signing.verify(SPEC_SECRET, spec_headers(), SPEC_BODY, now=SPEC_TIMESTAMP + 10)
     several = "v1,bm90LXRoaXMtb25l " + SPEC_SIGNATURE
     signing.verify(SPEC_SECRET, spec_headers(several), SPEC_BODY, now=SPEC_TIMESTAMP)
+
+
+ROTATED_SECRET = "whsec_" + "TkVXLXNpZ25pbmcta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+
+
+def test_sign_all_gives_one_signature_per_secret_each_verifiable_alone() -> None:
+    header = signing.sign_all([ROTATED_SECRET, SPEC_SECRET], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    new, old = header.split(" ")
+    assert old == SPEC_SIGNATURE
+    assert new == signing.sign(ROTATED_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY)
+    assert new.startswith("v1,") and new != old
+    for secret in (ROTATED_SECRET, SPEC_SECRET):
+        signing.verify(secret, spec_headers(header), SPEC_BODY, now=SPEC_TIMESTAMP)
+    with pytest.raises(signing.InvalidSignature):
+        signing.verify("whsec_" + "QUJD" * 8, spec_headers(header), SPEC_BODY, now=SPEC_TIMESTAMP)
+
+
+def test_webhook_with_two_secrets_sends_two_signatures() -> None:
+    settings = WebhookSettings.model_validate(
+        {"type": "webhook", "url": "http://x", "secret": [ROTATED_SECRET, SPEC_SECRET]}
+    )
+    channel = WebhookChannel("hook", settings, timeout=1)
+    headers = channel.headers(SPEC_ID, SPEC_BODY, SPEC_TIMESTAMP)
+    assert headers["webhook-signature"] == signing.sign_all(
+        [ROTATED_SECRET, SPEC_SECRET], SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY
+    )
+    single = WebhookSettings.model_validate(
+        {"type": "webhook", "url": "http://x", "secret": SPEC_SECRET}
+    )
+    one = WebhookChannel("hook", single, timeout=1).headers(SPEC_ID, SPEC_BODY, SPEC_TIMESTAMP)
+    assert one["webhook-signature"] == SPEC_SIGNATURE
 
 
 @pytest.mark.parametrize(

@@ -49,16 +49,24 @@ class Channel(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        REGISTRY[cls.kind] = cls
+        if "kind" in cls.__dict__:  # a subclass that keeps its parent's kind is no type
+            REGISTRY[cls.kind] = cls
 
     def __init__(self, name: str, settings: CallbackSettings, timeout: float) -> None:
         self.name = name
         self.settings = settings
         self.timeout = timeout
 
-    def deliver(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
-        """Send and classify; never raises, whatever the receiver or the network does."""
+    def deliver(
+        self, delivery_id: str, payload: dict[str, Any], target_url: str | None = None
+    ) -> Outcome:
+        """Send and classify; never raises, whatever the receiver or the network does.
+
+        ``target_url`` is a job's own ``callback_url`` (see :meth:`send_to`).
+        """
         try:
+            if target_url is not None:
+                return self.send_to(target_url, delivery_id, payload)
             return self.send(delivery_id, payload)
         except Exception as exc:
             log.debug("callback %s: unexpected error", self.name, exc_info=True)
@@ -67,6 +75,10 @@ class Channel(ABC):
     @abstractmethod
     def send(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
         """Send ``payload`` once; ``delivery_id`` is stable across retries."""
+
+    def send_to(self, url: str, delivery_id: str, payload: dict[str, Any]) -> Outcome:
+        """Send to a job's own URL; only channels made for callback URLs can."""
+        return Outcome(ok=False, detail=f"callback {self.name} does not send to job URLs")
 
 
 def create(name: str, settings: CallbackSettings, timeout: float) -> Channel:

@@ -57,14 +57,18 @@ class EmailSettings(CallbackSettings):
 
     _optional = field_validator("username", "password", mode="before")(empty_as_none)
 
+    @field_validator("subject_template", "body_template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        """Render with a sample event here, so a problem is reported at this key."""
+        if value is not None:
+            templating.render_text(value, sample_payload(time.time()))
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> EmailSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
-        sample = sample_payload(time.time())
-        for template in (self.subject_template, self.body_template):
-            if template is not None:
-                templating.render_text(template, sample)
         return self
 
     @property

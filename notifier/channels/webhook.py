@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from notifier import __version__, signing, templating
 from notifier.backoff import parse_retry_after
@@ -28,33 +36,59 @@ def check_http_url(value: str) -> str:
     return value
 
 
+def check_secret(value: SecretStr) -> SecretStr:
+    """Accept only a Standard Webhooks secret (``whsec_`` + base64)."""
+    signing.decode_secret(value.get_secret_value())
+    return value
+
+
+SigningSecret = Annotated[SecretStr, AfterValidator(check_secret)]
+
+
 class WebhookSettings(CallbackSettings):
     """``type: webhook`` callbacks."""
 
     type: Literal["webhook"]
     url: str
-    secret: SecretStr | None = None
+    # One secret, or several while rotating: each signs every request.
+    secret: tuple[SigningSecret, ...] | None = None
     headers: dict[str, str] = {}
     format: Literal["standard", "template"] = "standard"
     body_template: str | None = None
 
     _check_url = field_validator("url")(check_http_url)
-    _optional = field_validator("secret", mode="before")(empty_as_none)
 
-    @field_validator("secret")
+    @field_validator("secret", mode="wrap")
     @classmethod
-    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            signing.decode_secret(value.get_secret_value())
+    def _one_or_several(
+        cls, value: object, handler: ValidatorFunctionWrapHandler
+    ) -> tuple[SecretStr, ...] | None:
+        """A list is checked item by item (``secret[1]: ...``), a single value at ``secret``."""
+        value = empty_as_none(value)
+        if value is None:
+            return None
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("list at least one secret")
+            return cast(tuple[SecretStr, ...], handler(value))
+        try:
+            return cast(tuple[SecretStr, ...], handler([value]))
+        except ValidationError as exc:
+            raise ValueError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+    @field_validator("body_template")
+    @classmethod
+    def _check_template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Render with a sample event here, so a problem is reported at this key."""
+        if value and info.data.get("format") == "template":
+            templating.render_json(value, sample_payload(time.time()))
         return value
 
     @model_validator(mode="after")
-    def _check_template(self) -> WebhookSettings:
-        if self.format == "template":
-            if not self.body_template:
-                raise ValueError("format: template needs a body_template")
-            templating.render_json(self.body_template, sample_payload(time.time()))
-        elif self.body_template is not None:
+    def _check_format(self) -> WebhookSettings:
+        if self.format == "template" and not self.body_template:
+            raise ValueError("format: template needs a body_template")
+        if self.format != "template" and self.body_template is not None:
             raise ValueError("body_template is only used with format: template")
         return self
 
@@ -93,9 +127,9 @@ class WebhookChannel(Channel):
                 "webhook-timestamp": str(timestamp),
             }
         )
-        if self.settings.secret is not None:
-            secret = self.settings.secret.get_secret_value()
-            headers["webhook-signature"] = signing.sign(secret, delivery_id, timestamp, body)
+        if self.settings.secret:
+            secrets = [secret.get_secret_value() for secret in self.settings.secret]
+            headers["webhook-signature"] = signing.sign_all(secrets, delivery_id, timestamp, body)
         return headers
 
     def send(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
@@ -116,11 +150,11 @@ class WebhookChannel(Channel):
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
         except requests.ConnectionError as exc:
             return Outcome(ok=False, detail=f"connection failed: {describe_error(exc)}")
-        return _classify(response, now)
+        return classify(response.status_code, response.headers.get("Retry-After"), now)
 
 
-def _classify(response: requests.Response, now: float) -> Outcome:
-    status = response.status_code
+def classify(status: int, retry_after_header: str | None, now: float) -> Outcome:
+    """What an HTTP answer means for the delivery."""
     detail = f"HTTP {status}"
     if 200 <= status < 300:
         return Outcome(ok=True, detail=detail)
@@ -128,5 +162,5 @@ def _classify(response: requests.Response, now: float) -> Outcome:
         return Outcome(ok=False, detail=detail + " Gone", permanent=True)
     retry_after = None
     if status in (429, 503):
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+        retry_after = parse_retry_after(retry_after_header, now)
     return Outcome(ok=False, detail=detail, retry_after=retry_after)

@@ -1,275 +1,109 @@
-"""The persisted state: watched jobs and the notification outbox, in SQLite.
+"""The SQLite backend: one file in WAL mode, one daemon (held by a file lock).
 
-The poller and the delivery loop only use the :class:`Store` protocol, so another
-backend (PostgreSQL) can be added without touching them. Every change that must be
-atomic -- a job's new status together with its outbox rows, an attempt together with
-its delivery's new state -- is one ``BEGIN IMMEDIATE`` transaction.
+Every change that must be atomic -- a job's new status together with its outbox rows,
+an attempt together with its delivery's new state -- is one ``BEGIN IMMEDIATE``
+transaction. One daemon owns the file, so work needs no leases: claims are plain
+reads and the delivery lanes keep their in-flight ids in memory.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import sqlite3
 import threading
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from notifier.config import JobSpec
+from notifier.ratelimit import RateLimiter
+from notifier.store.base import (
+    DELIVERY_COLUMNS,
+    JOB_COLUMNS,
+    PRUNABLE_JOBS,
+    PRUNE_BATCH,
+    PRUNE_BATCHES,
+    UPSERT_SET,
+    Attempt,
+    AttemptRecord,
+    Cursor,
+    Delivery,
+    Instance,
+    InstanceRecord,
+    JobUpdate,
+    NewEvent,
+    PruneCounts,
+    StoreError,
+    WatchedJob,
+    delivery_row,
+    dumps,
+    job_row,
+    migrations,
+    new_delivery_id,
+    payload_text,
+    spec_columns,
+    target_url,
+)
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    name TEXT,
-    notify TEXT,                 -- JSON list of callback names; NULL = every callback
-    on_status TEXT NOT NULL,     -- JSON list of statuses that fire an event
-    source TEXT NOT NULL,        -- 'config' | 'cli'
-    state TEXT NOT NULL,         -- 'watching' | 'done' | 'expired' | 'unwatched'
-    unwatched_by TEXT,           -- 'config' | 'operator' while state = 'unwatched'
-    status TEXT,
-    progress INTEGER,
-    job TEXT,                    -- JSON: the job as Datasaur last returned it
-    registered_at REAL NOT NULL,
-    last_polled_at REAL,
-    next_poll_at REAL,
-    poll_interval REAL,
-    last_error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(next_poll_at) WHERE state = 'watching';
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,         -- the webhook-id
-    job_id TEXT NOT NULL,
-    callback TEXT NOT NULL,
-    event TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL,         -- 'pending' | 'delivered' | 'dead'
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    queued_at REAL NOT NULL,     -- start of the give_up_after window (reset by redeliver)
-    next_attempt_at REAL,
-    delivered_at REAL,
-    UNIQUE (job_id, callback, event)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due
-    ON deliveries(callback, next_attempt_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, created_at);
-CREATE TABLE IF NOT EXISTS attempts (
-    delivery_id TEXT NOT NULL REFERENCES deliveries(id),
-    attempted_at REAL NOT NULL,
-    duration REAL NOT NULL,
-    ok INTEGER NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
-"""
 
-
-class StoreError(Exception):
-    """The state file cannot be opened or used."""
-
-
-@dataclass(frozen=True)
-class WatchedJob:
-    """A row of the watch list."""
-
-    id: str
-    name: str | None
-    notify: list[str] | None
-    on_status: tuple[str, ...]
-    source: str
-    state: str
-    status: str | None
-    progress: int | None
-    job: dict[str, Any] | None
-    registered_at: float
-    last_polled_at: float | None
-    next_poll_at: float | None
-    poll_interval: float | None
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event to put in the outbox, once per target callback."""
-
-    event: str
-    payload: dict[str, Any]
-    callbacks: Sequence[str]
-
-
-@dataclass(frozen=True)
-class JobUpdate:
-    """What one poll decided about one job."""
-
-    job_id: str
-    state: str
-    status: str | None
-    progress: int | None
-    job: dict[str, Any] | None
-    polled_at: float
-    next_poll_at: float | None
-    poll_interval: float | None
-    last_error: str | None
-    events: Sequence[NewEvent] = field(default=())
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A row of the outbox."""
-
-    id: str
-    job_id: str
-    callback: str
-    event: str
-    payload: dict[str, Any]
-    state: str
-    attempts: int
-    last_error: str | None
-    created_at: float
-    queued_at: float
-    next_attempt_at: float | None
-    delivered_at: float | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One delivery attempt and the state it leaves the delivery in."""
-
-    delivery_id: str
-    attempted_at: float
-    duration: float
-    ok: bool
-    detail: str
-    state: str
-    next_attempt_at: float | None
-
-
-class AttemptRecord(NamedTuple):
-    """A past attempt, as ``deliveries --id`` shows it."""
-
-    attempted_at: float
-    duration: float
-    ok: bool
-    detail: str
-
-
-class Store(Protocol):
-    """What the daemon and the CLI need from persistence."""
-
-    def sync_config_jobs(self, specs: Iterable[JobSpec], now: float) -> None: ...
-    def watch(self, spec: JobSpec, now: float) -> WatchedJob: ...
-    def unwatch(self, job_id: str) -> WatchedJob | None: ...
-    def due_jobs(self, now: float, limit: int) -> list[WatchedJob]: ...
-    def apply_polls(self, updates: Sequence[JobUpdate]) -> int: ...
-    def due_deliveries(
-        self, callback: str, now: float, limit: int, exclude: Iterable[str]
-    ) -> list[Delivery]: ...
-    def record_attempt(self, attempt: Attempt) -> None: ...
-    def attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
-    def redeliver(self, delivery_id: str, now: float) -> Delivery | None: ...
-    def jobs(self, state: str | None = None, job_id: str | None = None) -> list[WatchedJob]: ...
-    def deliveries(
-        self, state: str | None = None, job_id: str | None = None, delivery_id: str | None = None
-    ) -> list[Delivery]: ...
-    def counts(self) -> dict[str, dict[str, int]]: ...
-    def oldest_pending(self) -> float | None: ...
-    def pending_by_callback(self) -> dict[str, int]: ...
-    def close(self) -> None: ...
-
-
-def new_delivery_id() -> str:
-    """A ``webhook-id``: unique, stable for the delivery's lifetime."""
-    return "msg_" + uuid.uuid4().hex
-
-
-_JOB_COLUMNS = (
-    "id, name, notify, on_status, source, state, status, progress, job, registered_at, "
-    "last_polled_at, next_poll_at, poll_interval, last_error"
-)
-_DELIVERY_COLUMNS = (
-    "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
-    "queued_at, next_attempt_at, delivered_at"
-)
-
-
-@functools.lru_cache(maxsize=256)
-def _statuses(text: str) -> tuple[str, ...]:
-    """``on_status`` decoded; the same few values recur on every row, so cached."""
-    return tuple(json.loads(text))
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _job(row: sqlite3.Row) -> WatchedJob:
-    return WatchedJob(
-        id=row[0],
-        name=row[1],
-        notify=_loads(row[2]),
-        on_status=_statuses(row[3]),
-        source=row[4],
-        state=row[5],
-        status=row[6],
-        progress=row[7],
-        job=_loads(row[8]),
-        registered_at=row[9],
-        last_polled_at=row[10],
-        next_poll_at=row[11],
-        poll_interval=row[12],
-        last_error=row[13],
-    )
-
-
-def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row[0],
-        job_id=row[1],
-        callback=row[2],
-        event=row[3],
-        payload=json.loads(row[4]),
-        state=row[5],
-        attempts=row[6],
-        last_error=row[7],
-        created_at=row[8],
-        queued_at=row[9],
-        next_attempt_at=row[10],
-        delivered_at=row[11],
-    )
-
-
-def _filters(**conditions: str | None) -> tuple[str, list[str]]:
+def _filters(**conditions: str | None) -> tuple[str, list[Any]]:
     pairs = [(column, value) for column, value in conditions.items() if value is not None]
     where = " AND ".join(f"{column} = ?" for column, _ in pairs)
     return (f" WHERE {where}" if where else ""), [value for _, value in pairs]
 
 
+def _after(
+    where: str, params: list[Any], column: str, after: Cursor | None
+) -> tuple[str, list[Any]]:
+    """Keyset pagination: rows after ``(time, id)`` in ``(column, id)`` order."""
+    if after is None:
+        return where, params
+    condition = f"({column}, id) > (?, ?)"
+    return (f"{where} AND {condition}" if where else f" WHERE {condition}"), [*params, *after]
+
+
 class SqliteStore:
     """:class:`Store` on one SQLite file in WAL mode; one connection per thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, instance: Instance | None = None) -> None:
         self.path = path
+        self.instance = instance
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn().executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            self.migrate()
         except StoreError:
             self.close()
             raise
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             self.close()
             raise StoreError(f"cannot use state file {path}: {exc}") from None
+
+    def migrate(self) -> int:
+        """Apply the numbered steps not yet applied (``PRAGMA user_version`` counts them)."""
+        applied = 0
+        try:
+            conn = self._conn()
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, _, sql in migrations("sqlite"):
+                if number <= current:
+                    continue
+                try:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                applied += 1
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot use state file {self.path}: {exc}") from None
+        return applied
 
     # --- connections and transactions ---------------------------------------------
 
@@ -319,19 +153,22 @@ class SqliteStore:
 
     # --- the watch list -----------------------------------------------------------
 
-    def _upsert(self, conn: sqlite3.Connection, spec: JobSpec, source: str, now: float) -> None:
-        notify = None if spec.notify is None else json.dumps(spec.notify)
-        on_status = json.dumps([str(status) for status in spec.on_status])
+    def _upsert(
+        self,
+        conn: sqlite3.Connection,
+        spec: JobSpec,
+        source: str,
+        now: float,
+        callback_url: str | None = None,
+    ) -> None:
         conn.execute(
-            """
+            f"""
             INSERT INTO jobs (id, name, notify, on_status, source, state, registered_at,
-                              next_poll_at)
-            VALUES (?, ?, ?, ?, ?, 'watching', ?, ?)
-            ON CONFLICT (id) DO UPDATE SET
-                name = excluded.name, notify = excluded.notify,
-                on_status = excluded.on_status, source = excluded.source
+                              next_poll_at, callback_url)
+            VALUES (?, ?, ?, ?, ?, 'watching', ?, ?, ?)
+            {UPSERT_SET}
             """,
-            (spec.id, spec.name, notify, on_status, source, now, now),
+            (spec.id, spec.name, *spec_columns(spec), source, now, now, callback_url),
         )
 
     def _rewatch(self, conn: sqlite3.Connection, job_id: str, now: float, by: str) -> None:
@@ -353,7 +190,9 @@ class SqliteStore:
         """
         specs = list(specs)
         with self._transaction() as conn:
-            cli_jobs = {row[0] for row in conn.execute("SELECT id FROM jobs WHERE source='cli'")}
+            cli_jobs = {
+                row[0] for row in conn.execute("SELECT id FROM jobs WHERE source!='config'")
+            }
             for spec in specs:
                 if spec.id in cli_jobs:
                     continue
@@ -370,10 +209,12 @@ class SqliteStore:
                 """
             )
 
-    def watch(self, spec: JobSpec, now: float) -> WatchedJob:
-        """Add (or update) a job from the CLI; it survives config reloads."""
+    def watch(
+        self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
+    ) -> WatchedJob:
+        """Add (or update) a job from the CLI or the API; it survives config reloads."""
         with self._transaction() as conn:
-            self._upsert(conn, spec, "cli", now)
+            self._upsert(conn, spec, source, now, callback_url)
             self._rewatch(conn, spec.id, now, "operator")
         return self.jobs(job_id=spec.id)[0]
 
@@ -390,18 +231,18 @@ class SqliteStore:
         found = self.jobs(job_id=job_id)
         return found[0] if found else None
 
-    def due_jobs(self, now: float, limit: int) -> list[WatchedJob]:
-        """Watched jobs whose next poll is due, most overdue first.
+    def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]:
+        """Watched jobs whose next poll is due, most overdue first (no lease: one daemon).
 
         ``INDEXED BY``: without statistics SQLite would otherwise pick ``jobs_state`` and
         sort every watched job on every call (17 ms at 100,000 jobs, even with none due).
         """
         rows = self._query(
-            f"SELECT {_JOB_COLUMNS} FROM jobs INDEXED BY jobs_due"
+            f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_due"
             " WHERE state = 'watching' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
             (now, limit),
         )
-        return [_job(row) for row in rows]
+        return [job_row(row) for row in rows]
 
     def apply_polls(self, updates: Sequence[JobUpdate]) -> int:
         """Record a batch of polls and their outbox rows in one transaction.
@@ -422,7 +263,7 @@ class SqliteStore:
                         u.state,
                         u.status,
                         u.progress,
-                        None if u.job is None else json.dumps(u.job),
+                        dumps(u.job),
                         u.polled_at,
                         u.next_poll_at,
                         u.poll_interval,
@@ -438,45 +279,56 @@ class SqliteStore:
         return created
 
     def _enqueue(self, conn: sqlite3.Connection, job_id: str, event: NewEvent, now: float) -> int:
-        payload = json.dumps(event.payload, separators=(",", ":"))
+        payload = payload_text(event.payload)
         rows = [
-            (new_delivery_id(), job_id, callback, event.event, payload, now, now, now)
+            (new_delivery_id(), job_id, callback, event.event, payload, now, now, now,
+             target_url(event, callback))
             for callback in event.callbacks
-        ]
+        ]  # fmt: skip
         before = conn.total_changes
         conn.executemany(
             """
             INSERT OR IGNORE INTO deliveries
                 (id, job_id, callback, event, payload, state, created_at, queued_at,
-                 next_attempt_at)
-            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)
+                 next_attempt_at, target_url)
+            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
             """,
             rows,
         )
         return conn.total_changes - before
 
-    def jobs(self, state: str | None = None, job_id: str | None = None) -> list[WatchedJob]:
-        """The watch list, optionally filtered, in registration order."""
+    def jobs(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[WatchedJob]:
+        """The watch list, optionally filtered, in registration order (then id)."""
         where, params = _filters(state=state, id=job_id)
-        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs{where} ORDER BY registered_at", params)
-        return [_job(row) for row in rows]
+        where, params = _after(where, params, "registered_at", after)
+        rows = self._query(
+            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY registered_at, id LIMIT ?",
+            [*params, -1 if limit is None else limit],
+        )
+        return [job_row(row) for row in rows]
 
     # --- the outbox ---------------------------------------------------------------
 
-    def due_deliveries(
+    def claim_deliveries(
         self, callback: str, now: float, limit: int, exclude: Iterable[str]
     ) -> list[Delivery]:
         """Pending deliveries of ``callback`` due now, except those being sent."""
         exclude = list(exclude)
         marks = ",".join("?" * len(exclude))
         rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND callback = ?"
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND callback = ?"
             f" AND next_attempt_at <= ? AND id NOT IN ({marks}) ORDER BY next_attempt_at LIMIT ?",
             (callback, now, *exclude, limit),
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_row(row) for row in rows]
 
-    def record_attempt(self, attempt: Attempt) -> None:
+    def record_attempt(self, attempt: Attempt) -> bool:
         """Store an attempt and its delivery's new state together."""
         with self._transaction() as conn:
             conn.execute(
@@ -503,6 +355,7 @@ class SqliteStore:
                     attempt.delivery_id,
                 ),
             )
+        return True
 
     def redeliver(self, delivery_id: str, now: float) -> Delivery | None:
         """Queue a delivery again under the same id; None if there is no such delivery."""
@@ -519,14 +372,21 @@ class SqliteStore:
         return found[0] if found else None
 
     def deliveries(
-        self, state: str | None = None, job_id: str | None = None, delivery_id: str | None = None
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        delivery_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
     ) -> list[Delivery]:
-        """The outbox, optionally filtered, oldest first."""
+        """The outbox, optionally filtered, oldest first (then by id)."""
         where, params = _filters(state=state, job_id=job_id, id=delivery_id)
+        where, params = _after(where, params, "created_at", after)
         rows = self._query(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, rowid", params
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id LIMIT ?",
+            [*params, -1 if limit is None else limit],
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_row(row) for row in rows]
 
     def attempts(self, delivery_id: str) -> list[AttemptRecord]:
         """Every attempt at a delivery, oldest first."""
@@ -557,3 +417,97 @@ class SqliteStore:
         """Creation time of the oldest pending delivery."""
         rows = self._query("SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'")
         return rows[0][0] if rows else None
+
+    # --- one daemon: no leases, a heartbeat row for ``instances`` ----------------------
+
+    def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
+        """Nothing to release: claims take no lease here."""
+
+    def renew_leases(self) -> None:
+        """Nothing to renew: claims take no lease here."""
+
+    def heartbeat(self, now: float) -> None:
+        """Record that this daemon is alive; the file lock means it is the only one."""
+        instance = self.instance
+        if instance is None:
+            return
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM instances WHERE id != ?", (instance.id,))
+            conn.execute(
+                """
+                INSERT INTO instances (id, name, version, started_at, last_seen_at, lease)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+                """,
+                (instance.id, instance.name, instance.version, now, now, instance.lease),
+            )
+
+    def retire(self) -> None:
+        """A clean stop: this daemon's heartbeat row goes."""
+        if self.instance is not None:
+            with self._transaction() as conn:
+                conn.execute("DELETE FROM instances WHERE id = ?", (self.instance.id,))
+
+    def instances(self, now: float) -> list[InstanceRecord]:
+        """The daemon that heartbeats into this file, if any; alive if seen within a lease."""
+        rows = self._query(
+            "SELECT name, started_at, last_seen_at, version, lease FROM instances"
+            " ORDER BY started_at"
+        )
+        return [
+            InstanceRecord(name, started, seen, version, now - seen <= lease)
+            for name, started, seen, version, lease in rows
+        ]
+
+    def housekeeping(self, now: float, retention: float) -> PruneCounts:
+        """Apply retention, a few small transactions at a time."""
+        total = PruneCounts()
+        if not retention:
+            return total
+        select = PRUNABLE_JOBS.format(cutoff="?", greatest="max", limit="?")
+        for _ in range(PRUNE_BATCHES):
+            with self._transaction() as conn:
+                ids = [
+                    row[0] for row in conn.execute(select, (now - retention,) * 2 + (PRUNE_BATCH,))
+                ]
+                if not ids:
+                    break
+                marks = ",".join("?" * len(ids))
+                deliveries = f"SELECT id FROM deliveries WHERE job_id IN ({marks})"
+                counts = PruneCounts(
+                    attempts=conn.execute(
+                        f"DELETE FROM attempts WHERE delivery_id IN ({deliveries})", ids
+                    ).rowcount,
+                    deliveries=conn.execute(
+                        f"DELETE FROM deliveries WHERE job_id IN ({marks})", ids
+                    ).rowcount,
+                    jobs=conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount,
+                )
+            total += counts
+            if len(ids) < PRUNE_BATCH:
+                break
+        return total
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the state, taken with SQLite's online backup API while
+        the daemon runs; written beside ``target`` and renamed, so a reader never sees
+        half a copy."""
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.unlink(missing_ok=True)
+            with closing(sqlite3.connect(partial)) as copy:
+                self._conn().backup(copy)
+                copy.execute("DELETE FROM instances")  # a copy has no daemon running
+                copy.commit()
+            partial.replace(target)
+        except (OSError, sqlite3.Error) as exc:
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"cannot back up {self.path} to {target}: {exc}") from None
+
+    def rate_limiter(self, rate: float) -> RateLimiter:
+        """The cap is this process's own: no other daemon shares the file."""
+        return RateLimiter(rate)
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """No notifications between processes here: the delivery tick finds new rows."""

@@ -1,0 +1,153 @@
+"""Scenarios for the PostgreSQL store (issue 8): 1, 2 and 3 daemons against SQLite.
+
+Each daemon is its own process polling the same watch list of ``throughput_jobs`` jobs
+with the rate cap lifted, as the SQLite throughput scenario does; the figures are the
+job-polls per second at the simulator and the daemons' summed client CPU per 1,000
+job-polls. A throwaway PostgreSQL server (tests/support/postgres.py) runs for the whole
+scenario; its own CPU is reported beside the daemons'.
+
+``claim_cost`` times the claim statement on a table of 100,000 watched jobs and keeps
+the ``EXPLAIN`` plan, to show the partial index ``jobs_due`` is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.run import Daemon, Simulator, Sizes, daemon_config, job_ids, proc_cpu, workdir
+from notifier.store import Instance
+from notifier.store.postgres import _CLAIM_JOBS, PostgresStore, at
+from tests.support.postgres import PostgresServer
+
+CLAIM_SAMPLES = 200
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer.start_local()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def server_cpu(server: PostgresServer) -> float:
+    """CPU seconds used so far by every process of the PostgreSQL server."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if str(server.data_dir) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                total += proc_cpu(int(proc.name))
+                total += _children_cpu(int(proc.name))
+    return total
+
+
+def _children_cpu(postmaster: int) -> float:
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[1]) == postmaster:
+                total += proc_cpu(int(proc.name))
+    return total
+
+
+def seed_postgres(url: str, ids: list[str]) -> None:
+    """Watch ``ids`` (source 'cli'), all due now, in one statement."""
+    store = PostgresStore(url)  # creates the schema
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, on_status, source, state, registered_at, next_poll_at)"
+            " SELECT unnest(%s::text[]), '[\"DELIVERED\", \"FAILED\"]', 'cli', 'watching',"
+            " extract(epoch from now()), extract(epoch from now())",
+            (ids,),
+        )
+        conn.execute("ANALYZE jobs")
+
+
+def cluster_throughput(root: Path, sizes: Sizes, instances: int) -> dict[str, Any]:
+    """``instances`` daemons on one PostgreSQL database, every job always due."""
+    ids = job_ids(sizes.throughput_jobs)
+    with workdir(root, f"cluster{instances}") as work, postgres() as server, Simulator() as sim:
+        sim.set_jobs(ids, "IN_PROGRESS")
+        url = server.create_database("bench")
+        seed_postgres(url, ids)
+        daemons = []
+        try:
+            for index in range(instances):
+                config = daemon_config(sim, work / "unused.db", interval=0.5, max_interval=0.5,
+                                       rate=1000)  # fmt: skip
+                del config["state_path"]
+                config["state_url"] = url
+                config["cluster"] = {"instance_name": f"bench-{index}"}
+                folder = work / f"d{index}"
+                folder.mkdir()
+                daemons.append(Daemon(folder, config))
+            for daemon in daemons:
+                daemon.wait_running()
+            time.sleep(2.0)
+            before, t0 = sim.stats(), time.monotonic()
+            cpu0, db0 = sum(d.cpu() for d in daemons), server_cpu(server)
+            time.sleep(sizes.throughput_seconds)
+            after, t1 = sim.stats(), time.monotonic()
+            cpu1, db1 = sum(d.cpu() for d in daemons), server_cpu(server)
+            errors = [line for d in daemons for line in d.errors()]
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+    polls = after["job_polls"] - before["job_polls"]
+    return {
+        "instances": instances,
+        "polls_per_s": polls / (t1 - t0),
+        "cpu_ms_per_1000_polls": 1e6 * (cpu1 - cpu0) / max(polls, 1),
+        "db_cpu_ms_per_1000_polls": 1e6 * (db1 - db0) / max(polls, 1),
+        "requests_per_1000_polls": 1000
+        * (after["graphql_requests"] - before["graphql_requests"])
+        / max(polls, 1),
+        "errors": errors[:5],
+    }
+
+
+def claim_cost(root: Path, sizes: Sizes, watched: int = 100_000) -> dict[str, Any]:
+    """The claim statement at ``watched`` jobs: median time, and its plan."""
+    ids = job_ids(watched)
+    with postgres() as server:
+        url = server.create_database("claims")
+        seed_postgres(url, ids)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Most jobs not due (as in steady state): spread over 30 s from now.
+            conn.execute("UPDATE jobs SET next_poll_at = next_poll_at + random() * 30")
+            conn.execute("VACUUM ANALYZE jobs")
+            plan = conn.execute(
+                "EXPLAIN " + _CLAIM_JOBS, (at(time.time()), 50, "bench", 30.0)
+            ).fetchall()
+        store = PostgresStore(url, Instance("bench", 30.0, "bench"))
+        try:
+            timings = []
+            for _ in range(CLAIM_SAMPLES):
+                started = time.perf_counter()
+                jobs = store.claim_jobs(time.time(), 50)
+                timings.append(time.perf_counter() - started)
+                store.release_jobs(jobs)
+        finally:
+            store.close()
+    text = "\n".join(row[0] for row in plan)
+    return {
+        "watched": watched,
+        "claim_ms_median": 1000 * statistics.median(timings),
+        "claim_ms_p95": 1000 * sorted(timings)[int(0.95 * len(timings))],
+        "uses_jobs_due_index": "jobs_due" in text,
+        "plan": text,
+    }

@@ -1,0 +1,444 @@
+"""The registration API as a WSGI application (Falcon): routes, tokens, JSON errors.
+
+Every answer the application makes is JSON; every error is
+``{"error": "...", "details": [{"path", "message"}]}`` and never a traceback. Tokens are
+compared in constant time and never logged (their ``name`` is); an address with more
+than :data:`MAX_FAILURES` failed authentications within a minute gets ``429``.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import falcon
+from pydantic import BaseModel, ValidationError
+
+from notifier import callback_urls
+from notifier.api import models
+from notifier.config import ApiSettings, JobSpec, key_path, unknown_callback
+from notifier.events import JobStatus
+from notifier.metrics import Health
+from notifier.report import attempt_document, delivery_document, job_document
+from notifier.store import Cursor, Store, StoreError, WatchedJob
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+MAX_FAILURES = 10
+FAILURE_WINDOW = 60.0
+MAX_TRACKED_ADDRESSES = 10_000
+JOB_FIELDS = ("name", "notify", "on_status", "callback_url")
+
+
+class ApiError(Exception):
+    """An error answer: status, message, details, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or []
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's token says it is."""
+
+    name: str
+    scope: str
+
+
+class FailedLogins:
+    """Failed authentications per client address over the last minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._failures: dict[str, collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> collections.deque[float]:
+        times = self._failures.get(address, collections.deque())
+        while times and times[0] <= now - FAILURE_WINDOW:
+            times.popleft()
+        return times
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds the address must wait, or None if it is not throttled."""
+        with self._lock:
+            now = self.clock()
+            times = self._recent(address, now)
+            if len(times) < MAX_FAILURES:
+                return None
+            return max(1.0, times[0] + FAILURE_WINDOW - now)
+
+    def failed(self, address: str) -> None:
+        """Count one failure (forgetting the oldest addresses beyond a bound)."""
+        with self._lock:
+            now = self.clock()
+            times = self._recent(address, now)
+            times.append(now)
+            self._failures.pop(address, None)
+            self._failures[address] = times
+            while len(self._failures) > MAX_TRACKED_ADDRESSES:
+                self._failures.pop(next(iter(self._failures)))
+
+
+def job_json(job: WatchedJob) -> dict[str, Any]:
+    """A job as the API shows it: the ``status --json`` fields."""
+    return job_document(job)
+
+
+class Api:
+    """The handlers, bound to the store and the config; :meth:`wsgi` builds the app."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: ApiSettings,
+        callbacks: Mapping[str, object],
+        health: Health,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.callbacks = callbacks
+        self.health = health
+        self.clock = clock
+        self.failures = FailedLogins()
+        self._tokens = [
+            (token.token.get_secret_value().encode(), Caller(token.name, token.scope))
+            for token in settings.tokens
+        ]
+
+    def reconfigure(self, settings: ApiSettings, callbacks: Mapping[str, object]) -> None:
+        """New tokens, prefixes and callback names (after SIGHUP); the listener stays."""
+        self.settings = settings
+        self.callbacks = callbacks
+        self._tokens = [
+            (token.token.get_secret_value().encode(), Caller(token.name, token.scope))
+            for token in settings.tokens
+        ]
+
+    # --- authentication -------------------------------------------------------------
+
+    def authenticate(self, req: falcon.Request, scope: str) -> Caller:
+        """The caller of ``req``, allowed ``scope``; else an :class:`ApiError`."""
+        address = req.remote_addr or "unknown"
+        wait = self.failures.retry_after(address)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too many failed authentications; try again later",
+                headers={"Retry-After": str(int(wait + 0.999))},
+            )
+        caller = self._caller(req.get_header("Authorization") or "")
+        if caller is None:
+            self.failures.failed(address)
+            log.warning("api: %s %s from %s: authentication failed", req.method, req.path, address)
+            raise ApiError(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if scope == "write" and caller.scope != "write":
+            raise ApiError(403, f"token {caller.name!r} may only read")
+        return caller
+
+    def _caller(self, header: str) -> Caller | None:
+        kind, _, presented = header.partition(" ")
+        if kind.lower() != "bearer" or not presented.strip():
+            return None
+        given = presented.strip().encode()
+        found = None
+        for token, caller in self._tokens:  # compare with every token, in constant time
+            if hmac.compare_digest(token, given):
+                found = caller
+        return found
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def healthz(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
+        problem = self.health.problem()
+        resp.status = 200 if problem is None else 503
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = "ok\n" if problem is None else f"{problem}\n"
+
+    def openapi(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
+        resp.media = models.openapi()
+
+    def whoami(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
+        assert caller is not None
+        resp.media = {"name": caller.name, "scope": caller.scope}
+
+    def register(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
+        assert caller is not None
+        body = validate(models.JobRegistration, read_json(req))
+        self._check_references(body)
+        existing = self.store.jobs(job_id=body.id)
+        merged = merge(existing[0] if existing else None, body)
+        callback_url = merged.pop("callback_url")
+        job = self.store.watch(JobSpec.model_validate(merged), self.clock(), "api", callback_url)
+        resp.status = 200 if existing else 201
+        resp.media = {"job": job_json(job)}
+        log.info(
+            "api: token %r %s job %s%s",
+            caller.name,
+            "updated" if existing else "registered",
+            job.id,
+            f" (callback_url {callback_urls.origin_of(job.callback_url)})"
+            if job.callback_url
+            else "",
+        )
+
+    def _check_references(self, body: models.JobRegistration) -> None:
+        problems = []
+        for index, name in enumerate(body.notify or []):
+            if problem := unknown_callback(name, self.callbacks):
+                problems.append({"path": f"notify[{index}]", "message": problem})
+        if body.callback_url is not None:
+            try:
+                callback_urls.matching_prefix(body.callback_url, self.settings.allow_callback_urls)
+            except callback_urls.Refused as exc:
+                problems.append({"path": "callback_url", "message": str(exc)})
+        if problems:
+            raise ApiError(422, "the request does not validate", problems)
+
+    def list_jobs(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
+        query = validate(models.JobsQuery, dict(req.params))
+        after = None if query.cursor is None else models.decode_cursor(query.cursor)
+        jobs = self.store.jobs(state=query.state, after=after, limit=query.limit + 1)
+        page, cursor = _page(jobs, query.limit, lambda job: (job.registered_at, job.id))
+        resp.media = {"jobs": [job_json(job) for job in page], "next_cursor": cursor}
+
+    def get_job(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
+    ) -> None:
+        found = self.store.jobs(job_id=job_id)
+        if not found:
+            raise ApiError(404, f"no job {job_id!r}")
+        document = job_json(found[0])
+        document["deliveries"] = [
+            delivery_document(d) for d in self.store.deliveries(job_id=job_id)
+        ]
+        resp.media = {"job": document}
+
+    def delete_job(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
+    ) -> None:
+        assert caller is not None
+        job = self.store.unwatch(job_id)
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r}")
+        log.info("api: token %r unwatched job %s (%s)", caller.name, job.id, job.state)
+        resp.media = {"job": job_json(job)}
+
+    def list_deliveries(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None
+    ) -> None:
+        query = validate(models.DeliveriesQuery, dict(req.params))
+        after = None if query.cursor is None else models.decode_cursor(query.cursor)
+        rows = self.store.deliveries(
+            state=query.state, job_id=query.job_id, after=after, limit=query.limit + 1
+        )
+        page, cursor = _page(rows, query.limit, lambda row: (row.created_at, row.id))
+        resp.media = {"deliveries": [delivery_document(d) for d in page], "next_cursor": cursor}
+
+    def redeliver(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, delivery_id: str
+    ) -> None:
+        assert caller is not None
+        delivery = self.store.redeliver(delivery_id, self.clock())
+        if delivery is None:
+            raise ApiError(404, f"no delivery {delivery_id!r}")
+        log.info(
+            "api: token %r queued delivery %s again (%s for %s to %s)",
+            caller.name,
+            delivery.id,
+            delivery.event,
+            delivery.job_id,
+            delivery.callback,
+        )
+        resp.status = 202
+        document = delivery_document(delivery)
+        document["history"] = [attempt_document(a) for a in self.store.attempts(delivery.id)]
+        resp.media = {"delivery": document}
+
+    # --- the WSGI application -------------------------------------------------------------
+
+    def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
+        """The Falcon application serving :data:`models.ENDPOINTS`."""
+        app = falcon.App(media_type=falcon.MEDIA_JSON)
+        app.req_options.strip_url_path_trailing_slash = False
+        app.set_error_serializer(_serialize_error)
+        app.add_error_handler(ApiError, _api_error)
+        app.add_error_handler(StoreError, _store_error)
+        app.add_error_handler(Exception, _unexpected_error)
+        app.add_error_handler(falcon.HTTPError, _http_error)
+        handlers: dict[tuple[str, str], Handler] = {
+            ("/healthz", "get"): self.healthz,
+            ("/v1/openapi.json", "get"): self.openapi,
+            ("/v1/whoami", "get"): self.whoami,
+            ("/v1/jobs", "post"): self.register,
+            ("/v1/jobs", "get"): self.list_jobs,
+            ("/v1/jobs/{job_id}", "get"): self.get_job,
+            ("/v1/jobs/{job_id}", "delete"): self.delete_job,
+            ("/v1/deliveries", "get"): self.list_deliveries,
+            ("/v1/deliveries/{delivery_id}/redeliver", "post"): self.redeliver,
+        }
+        resources: dict[str, _Resource] = {}
+        for endpoint in models.ENDPOINTS:
+            resource = resources.setdefault(endpoint.path, _Resource(self))
+            resource.methods[endpoint.method.upper()] = (
+                endpoint.scope,
+                handlers[(endpoint.path, endpoint.method)],
+            )
+        for path, resource in resources.items():
+            # A job id may hold any character, "/" included once percent-decoded.
+            app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
+        return app
+
+
+Handler = Callable[..., None]
+
+
+class _Resource:
+    """One path: checks the token for the method's scope, then calls its handler."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.methods: dict[str, tuple[str | None, Handler]] = {}
+
+    def _dispatch(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        entry = self.methods.get(req.method)
+        if entry is None:
+            raise falcon.HTTPMethodNotAllowed(sorted(self.methods))
+        scope, handler = entry
+        caller = None if scope is None else self.api.authenticate(req, scope)
+        handler(req, resp, caller, **params)
+
+    on_get = on_post = on_delete = on_put = on_patch = _dispatch
+
+
+R = TypeVar("R")
+
+
+def _page(rows: list[R], limit: int, position: Callable[[R], Cursor]) -> tuple[list[R], str | None]:
+    """A page of ``limit`` rows (``limit + 1`` were read) and the cursor of the next one."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], models.encode_cursor(position(rows[limit - 1]))
+
+
+def read_json(req: falcon.Request) -> Any:
+    """The request's JSON body: 415, 413 and 400 as the issue's contract says."""
+    content_type = (req.content_type or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "the content type must be application/json")
+    if req.content_length is not None and req.content_length > MAX_BODY:
+        raise ApiError(413, f"the body is over {MAX_BODY // 1024} KiB")
+    raw = req.bounded_stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f"the body is over {MAX_BODY // 1024} KiB")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError(400, "the body is not JSON") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: Any) -> M:
+    """``data`` as ``model``, or 422 with one detail per problem."""
+    if not isinstance(data, dict):
+        raise ApiError(422, "the request does not validate", [_detail("", "expected an object")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [_detail(key_path(e["loc"]), _message(e)) for e in exc.errors()]
+        raise ApiError(422, "the request does not validate", details) from None
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "enum":
+        return f"unknown status {error['input']!r} (expected one of {', '.join(JobStatus)})"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _detail(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def merge(job: WatchedJob | None, body: models.JobRegistration) -> dict[str, Any]:
+    """The job's fields after registering ``body``: given fields win, ``null`` clears."""
+    current: dict[str, Any] = {
+        "name": None if job is None else job.name,
+        "notify": None if job is None else job.notify,
+        "on_status": None if job is None else list(job.on_status),
+        "callback_url": None if job is None else job.callback_url,
+    }
+    for name in JOB_FIELDS:
+        if name in body.model_fields_set:
+            current[name] = getattr(body, name)
+    merged = {"id": body.id, **current}
+    if merged["on_status"] is None:
+        del merged["on_status"]  # the default statuses
+    return merged
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _send_error(resp: falcon.Response, error: ApiError) -> None:
+    resp.status = error.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps({"error": error.message, "details": error.details})
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+
+
+def _api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, params: Any) -> None:
+    _send_error(resp, ex)
+
+
+def _http_error(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any
+) -> None:
+    message = ex.title or "error"
+    if ex.description:
+        message = f"{message}: {ex.description}"
+    error = ApiError(ex.status_code, message, headers=dict(ex.headers or {}))
+    _send_error(resp, error)
+
+
+def _store_error(req: falcon.Request, resp: falcon.Response, ex: StoreError, params: Any) -> None:
+    log.error("api: %s %s: %s", req.method, req.path, ex)
+    _send_error(resp, ApiError(503, "the state store is unavailable; try again"))
+
+
+def _unexpected_error(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
+    log.error("api: %s %s failed: %s: %s", req.method, req.path, type(ex).__name__, ex)
+    _send_error(resp, ApiError(500, "internal error"))
+
+
+def _serialize_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
+    message = ex.title or "error"
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps({"error": message, "details": []})

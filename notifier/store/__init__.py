@@ -1,0 +1,109 @@
+"""The persisted state: watched jobs, the notification outbox, attempts, instances.
+
+One protocol (:class:`Store`, in :mod:`notifier.store.base`) and one module per
+database: :mod:`notifier.store.sqlite` (the embedded default, one daemon) and
+:mod:`notifier.store.postgres` (several daemons sharing the work by leases). Each
+backend's schema is a list of numbered SQL steps under ``migrations/<backend>/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from notifier.config import Config
+from notifier.store.base import (
+    DELIVERY_STATES,
+    JOB_STATES,
+    Attempt,
+    AttemptRecord,
+    Cursor,
+    Delivery,
+    Instance,
+    InstanceRecord,
+    JobUpdate,
+    NewEvent,
+    Store,
+    StoreError,
+    WatchedJob,
+    display_url,
+    new_delivery_id,
+)
+from notifier.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from notifier.store.postgres import ImportCounts
+
+__all__ = [
+    "DELIVERY_STATES",
+    "JOB_STATES",
+    "Attempt",
+    "AttemptRecord",
+    "Cursor",
+    "Delivery",
+    "Instance",
+    "InstanceRecord",
+    "JobUpdate",
+    "NewEvent",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "WatchedJob",
+    "backup_state",
+    "describe_location",
+    "import_sqlite_state",
+    "new_delivery_id",
+    "open_store",
+]
+
+
+def open_store(config: Config, instance: Instance | None = None) -> Store:
+    """The store ``config`` names, its schema brought up to date.
+
+    ``instance`` is given by a running daemon (it claims work and heartbeats);
+    the CLI's commands open the store without one.
+    """
+    if config.state_url is None:
+        return SqliteStore(config.state_path, instance)
+    store: Store = _postgres().PostgresStore(config.state_url, instance, config.cluster.lease)
+    return store
+
+
+def import_sqlite_state(config: Config, path: Path) -> ImportCounts:
+    """Copy a SQLite state file into the PostgreSQL store ``config`` names."""
+    store = open_store(config)
+    try:
+        if not isinstance(store, _postgres().PostgresStore):
+            raise StoreError("import-state copies into PostgreSQL: the config has no state_url")
+        counts: ImportCounts = store.import_sqlite(path)
+        return counts
+    finally:
+        store.close()
+
+
+def backup_state(config: Config, target: Path) -> None:
+    """A consistent copy of the SQLite state at ``target`` (PostgreSQL: use pg_dump)."""
+    store = open_store(config)
+    try:
+        if not isinstance(store, SqliteStore):
+            raise StoreError("backup copies SQLite state; for PostgreSQL use pg_dump")
+        store.backup(target)
+    finally:
+        store.close()
+
+
+def _postgres() -> Any:
+    try:
+        from notifier.store import postgres
+    except ImportError:
+        raise StoreError(
+            "state_url needs the PostgreSQL driver: pip install 'datasaur-notifier[postgres]'"
+        ) from None
+    return postgres
+
+
+def describe_location(config: Config) -> str:
+    """Where the state lives, for log lines (a URL's password masked)."""
+    if config.state_url is None:
+        return str(config.state_path)
+    return display_url(config.state_url)

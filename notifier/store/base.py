@@ -1,0 +1,372 @@
+"""What every store backend offers: the row types and the :class:`Store` protocol.
+
+The poller, the delivery loop and the CLI only use this protocol. Times are Unix
+seconds. A backend shared by several daemons (PostgreSQL) takes leases when it hands
+out work (:meth:`Store.claim_jobs`, :meth:`Store.claim_deliveries`) and accepts the
+write that follows only while the lease is still the caller's; the SQLite backend has
+one daemon by construction (a file lock) and needs no leases.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from notifier.callback_urls import CALLBACK_PREFIX
+from notifier.config import JobSpec
+
+
+class StoreError(Exception):
+    """The state store cannot be opened or used (file, database, network)."""
+
+
+@dataclass(frozen=True)
+class WatchedJob:
+    """A row of the watch list; ``lease`` is the claim token the poll's write must show."""
+
+    id: str
+    name: str | None
+    notify: list[str] | None
+    on_status: tuple[str, ...]
+    source: str
+    state: str
+    status: str | None
+    progress: int | None
+    job: dict[str, Any] | None
+    registered_at: float
+    last_polled_at: float | None
+    next_poll_at: float | None
+    poll_interval: float | None
+    last_error: str | None
+    callback_url: str | None = None
+    owner: str | None = None
+    lease: int = 0
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to put in the outbox, once per target callback."""
+
+    event: str
+    payload: dict[str, Any]
+    callbacks: Sequence[str]
+    target_url: str | None = None  # where the job's ``url:<origin>`` callback posts
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """What one poll decided about one job."""
+
+    job_id: str
+    state: str
+    status: str | None
+    progress: int | None
+    job: dict[str, Any] | None
+    polled_at: float
+    next_poll_at: float | None
+    poll_interval: float | None
+    last_error: str | None
+    events: Sequence[NewEvent] = field(default=())
+    lease: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A row of the outbox."""
+
+    id: str
+    job_id: str
+    callback: str
+    event: str
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+    queued_at: float
+    next_attempt_at: float | None
+    delivered_at: float | None
+    target_url: str | None = None
+    lease: int = 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt and the state it leaves the delivery in."""
+
+    delivery_id: str
+    attempted_at: float
+    duration: float
+    ok: bool
+    detail: str
+    state: str
+    next_attempt_at: float | None
+    lease: int = 0
+
+
+class AttemptRecord(NamedTuple):
+    """A past attempt, as ``deliveries --id`` shows it."""
+
+    attempted_at: float
+    duration: float
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    """This daemon, as the store knows it.
+
+    ``id`` is random per process and is what owns leases, so a restarted daemon with
+    the same ``name`` (a pod, a host) never inherits its predecessor's leases.
+    """
+
+    name: str
+    lease: float
+    version: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class PruneCounts(NamedTuple):
+    """Rows removed by retention."""
+
+    jobs: int = 0
+    deliveries: int = 0
+    attempts: int = 0
+
+    def __add__(self, other: object) -> PruneCounts:
+        assert isinstance(other, PruneCounts)
+        return PruneCounts(*(a + b for a, b in zip(self, other, strict=True)))
+
+
+PRUNE_BATCH = 500  # jobs per transaction, so pruning never holds the write lock for long
+PRUNE_BATCHES = 20  # per housekeeping call; the rest waits for the next one
+
+# Jobs retention may remove: ended, quiet since the cutoff, and no delivery of theirs
+# pending or touched since (``{greatest}``: the backend's max of several values).
+PRUNABLE_JOBS = """
+    SELECT id FROM jobs j
+    WHERE state != 'watching' AND coalesce(last_polled_at, registered_at) < {cutoff}
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries d WHERE d.job_id = j.id
+            AND (d.state = 'pending'
+                 OR {greatest}(d.created_at, d.queued_at, coalesce(d.delivered_at, 0)) >= {cutoff}))
+    LIMIT {limit}
+"""
+
+
+class InstanceRecord(NamedTuple):
+    """A daemon's heartbeat row, as ``instances`` shows it."""
+
+    name: str
+    started_at: float
+    last_seen_at: float
+    version: str
+    alive: bool
+
+
+def default_instance_name() -> str:
+    """``<hostname>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Limiter(Protocol):
+    """A request-rate cap (see :mod:`notifier.ratelimit`)."""
+
+    def try_acquire(self) -> bool: ...
+    def acquire(self, stopping: threading.Event) -> bool: ...
+
+
+class Store(Protocol):
+    """What the daemon and the CLI need from persistence."""
+
+    instance: Instance | None
+
+    def migrate(self) -> int: ...
+    def sync_config_jobs(self, specs: Iterable[JobSpec], now: float) -> None: ...
+    def watch(
+        self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
+    ) -> WatchedJob: ...
+    def unwatch(self, job_id: str) -> WatchedJob | None: ...
+    def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]: ...
+    def release_jobs(self, jobs: Sequence[WatchedJob]) -> None: ...
+    def apply_polls(self, updates: Sequence[JobUpdate]) -> int: ...
+    def claim_deliveries(
+        self, callback: str, now: float, limit: int, exclude: Iterable[str]
+    ) -> list[Delivery]: ...
+    def record_attempt(self, attempt: Attempt) -> bool: ...
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
+    def redeliver(self, delivery_id: str, now: float) -> Delivery | None: ...
+    def jobs(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[WatchedJob]: ...
+    def deliveries(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        delivery_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[Delivery]: ...
+    def counts(self) -> dict[str, dict[str, int]]: ...
+    def oldest_pending(self) -> float | None: ...
+    def pending_by_callback(self) -> dict[str, int]: ...
+    def heartbeat(self, now: float) -> None: ...
+    def renew_leases(self) -> None: ...
+    def retire(self) -> None: ...
+    def instances(self, now: float) -> list[InstanceRecord]: ...
+    def housekeeping(self, now: float, retention: float) -> PruneCounts: ...
+    def rate_limiter(self, rate: float) -> Limiter: ...
+    def listen(self, wake: Callable[[], None]) -> None: ...
+    def close(self) -> None: ...
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password masked, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+Cursor = tuple[float, str]  # keyset pagination: (time, id) of the last row seen
+
+# The upsert both backends use for ``watch``/``sync``: ``callback_url`` belongs to API
+# registrations, so a CLI or config upsert keeps the one there is.
+UPSERT_SET = """
+    ON CONFLICT (id) DO UPDATE SET
+        name = excluded.name, notify = excluded.notify, on_status = excluded.on_status,
+        source = excluded.source,
+        callback_url = CASE WHEN excluded.source = 'api' THEN excluded.callback_url
+                            ELSE jobs.callback_url END
+"""
+
+
+_SEQUENCE = itertools.count()
+
+
+def new_delivery_id() -> str:
+    """A ``webhook-id``: unique, stable for the delivery's lifetime, and time-ordered.
+
+    32 hex digits like a UUID: microseconds since the epoch, a per-process sequence and
+    random bits, so rows created together sort in the order they were created (the
+    outbox's order and its pagination key are ``(created_at, id)``).
+    """
+    micros = time.time_ns() // 1000
+    return f"msg_{micros:014x}{next(_SEQUENCE) % 0x1000:03x}{secrets.randbits(60):015x}"
+
+
+# Both backends select these columns in this order, so one decoder serves both.
+JOB_COLUMNS = (
+    "id, name, notify, on_status, source, state, status, progress, job, registered_at, "
+    "last_polled_at, next_poll_at, poll_interval, last_error, callback_url"
+)
+DELIVERY_COLUMNS = (
+    "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
+    "queued_at, next_attempt_at, delivered_at, target_url"
+)
+JOB_STATES = ("watching", "done", "expired", "unwatched")
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+@functools.lru_cache(maxsize=256)
+def _statuses(text: str) -> tuple[str, ...]:
+    """``on_status`` decoded; the same few values recur on every row, so cached."""
+    return tuple(json.loads(text))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def dumps(value: Any) -> str | None:
+    """JSON text for a column, or NULL."""
+    return None if value is None else json.dumps(value)
+
+
+def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> WatchedJob:
+    """A :data:`JOB_COLUMNS` row as a :class:`WatchedJob`."""
+    return WatchedJob(
+        id=row[0],
+        name=row[1],
+        notify=_loads(row[2]),
+        on_status=_statuses(row[3]),
+        source=row[4],
+        state=row[5],
+        status=row[6],
+        progress=row[7],
+        job=_loads(row[8]),
+        registered_at=row[9],
+        last_polled_at=row[10],
+        next_poll_at=row[11],
+        poll_interval=row[12],
+        last_error=row[13],
+        callback_url=row[14],
+        owner=owner,
+        lease=lease,
+    )
+
+
+def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:
+    """A :data:`DELIVERY_COLUMNS` row as a :class:`Delivery`."""
+    return Delivery(
+        id=row[0],
+        job_id=row[1],
+        callback=row[2],
+        event=row[3],
+        payload=json.loads(row[4]),
+        state=row[5],
+        attempts=row[6],
+        last_error=row[7],
+        created_at=row[8],
+        queued_at=row[9],
+        next_attempt_at=row[10],
+        delivered_at=row[11],
+        target_url=row[12],
+        lease=lease,
+    )
+
+
+def spec_columns(spec: JobSpec) -> tuple[str | None, str]:
+    """A job spec's ``notify`` and ``on_status`` as stored."""
+    return dumps(spec.notify), json.dumps([str(status) for status in spec.on_status])
+
+
+def target_url(event: NewEvent, callback: str) -> str | None:
+    """The URL a ``url:<origin>`` delivery posts to; None for configured callbacks."""
+    return event.target_url if callback.startswith(CALLBACK_PREFIX) else None
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """An outbox payload as stored: compact JSON."""
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def migrations(backend: str) -> list[tuple[int, str, str]]:
+    """``(number, name, sql)`` of ``migrations/<backend>/NNNN_name.sql``, in order."""
+    folder = Path(__file__).with_name("migrations") / backend
+    steps = []
+    for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        number, _, name = path.stem.partition("_")
+        steps.append((int(number), name, path.read_text(encoding="utf-8")))
+    return steps

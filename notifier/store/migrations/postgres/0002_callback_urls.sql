@@ -1,0 +1,4 @@
+-- Jobs registered over the HTTP API may carry their own webhook URL; each delivery to
+-- it keeps the URL it was created for.
+ALTER TABLE jobs ADD COLUMN callback_url text;
+ALTER TABLE deliveries ADD COLUMN target_url text;
