@@ -104,10 +104,23 @@ def origin_of(url: str) -> str:
     return CALLBACK_PREFIX + parse(url).origin
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def forbidden(address: IPAddress) -> bool:
-    """Loopback, link-local (cloud metadata), private, or otherwise not public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Loopback, link-local (cloud metadata), private, or otherwise not public.
+
+    IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo, NAT64) are judged by
+    the IPv4 address they lead to.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if address.teredo is not None:
+            embedded.append(address.teredo[1])
+        if address in NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if any(v4 is not None and forbidden(v4) for v4 in embedded):
+            return True
     return not address.is_global or address.is_multicast
 
 

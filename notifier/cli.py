@@ -29,14 +29,17 @@ from notifier.report import (
     attempts_table,
     deliveries_table,
     delivery_document,
+    health_document,
     instance_document,
     instances_table,
     job_document,
     jobs_table,
+    paused_lines,
 )
 from notifier.store import (
     DELIVERY_STATES,
     JOB_STATES,
+    CallbackHealth,
     Store,
     StoreError,
     backup_state,
@@ -90,18 +93,23 @@ def _show(
     rows: Sequence[Any],
     document: Callable[[Any], dict[str, Any]],
     table_of: Callable[[Sequence[Any]], str],
+    health: Sequence[CallbackHealth] = (),
 ) -> int:
+    """Print ``rows`` as JSON or a table, and a line per paused callback in ``health``."""
+    paused = [h for h in health if h.paused_at is not None]
     if args.json:
-        _print_json({key: [document(row) for row in rows]})
+        extra = {"paused_callbacks": [health_document(h) for h in paused]} if health else {}
+        _print_json({key: [document(row) for row in rows], **extra})
     else:
-        print(table_of(rows))
+        print("\n".join([table_of(rows), *paused_lines(paused)]))
     return OK
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    """The watch list."""
-    jobs = _open_store(config).jobs(state=args.state, job_id=args.job)
-    return _show(args, "jobs", jobs, job_document, jobs_table)
+    """The watch list, and the callbacks whose lanes are paused."""
+    store = _open_store(config)
+    jobs = store.jobs(state=args.state, job_id=args.job)
+    return _show(args, "jobs", jobs, job_document, jobs_table, store.callback_health())
 
 
 def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
@@ -109,7 +117,8 @@ def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     store = _open_store(config)
     deliveries = store.deliveries(state=args.state, job_id=args.job, delivery_id=args.id)
     if args.id is None:
-        return _show(args, "deliveries", deliveries, delivery_document, deliveries_table)
+        health = store.callback_health()
+        return _show(args, "deliveries", deliveries, delivery_document, deliveries_table, health)
     if not deliveries:
         print(f"no delivery {args.id!r}", file=sys.stderr)
         return FAILURE

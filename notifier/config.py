@@ -107,6 +107,10 @@ class DeliverySettings(_Section):
     max_backoff: Duration = Field(default=3600.0, gt=0)
     give_up_after: Duration = Field(default=72 * 3600.0, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
+    # Consecutive failed attempts across a callback's deliveries that pause its lane.
+    pause_after: int = Field(default=20, ge=0)
+    # Callbacks told when another callback's lane pauses or resumes.
+    alert_via: list[StrictStr] = []
 
     @model_validator(mode="after")
     def _ordered(self) -> DeliverySettings:
@@ -441,6 +445,11 @@ def _cross_check(raw: dict[str, Any]) -> list[str]:
         for position, name in enumerate(notify if isinstance(notify, list) else []):
             if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
                 problems.append(f"jobs[{index}].notify[{position}]: {problem}")
+    delivery = raw.get("delivery")
+    alert_via = delivery.get("alert_via") if isinstance(delivery, dict) else None
+    for position, name in enumerate(alert_via if isinstance(alert_via, list) else []):
+        if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
+            problems.append(f"delivery.alert_via[{position}]: {problem}")
     return problems
 
 

@@ -16,7 +16,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -121,15 +121,18 @@ def warn_about_orphans(store: Store, config: Config) -> None:
 
 
 class StoreCollector(Collector):
-    """Jobs by state, outbox backlog and the age of the oldest pending delivery."""
+    """Jobs by state, outbox backlog, the age of the oldest pending delivery, and which
+    callbacks are paused."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, callbacks: Callable[[], Iterable[str]]) -> None:
         self.store = store
+        self.callbacks = callbacks
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             counts = self.store.counts()
             oldest = self.store.oldest_pending()
+            health = self.store.callback_health()
         except StoreError:
             return  # /healthz reports the outage; the counters still scrape
         jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
@@ -145,6 +148,13 @@ class StoreCollector(Collector):
             "Age of the oldest pending delivery",
             value=0.0 if oldest is None else max(0.0, time.time() - oldest),
         )
+        paused = GaugeMetricFamily(
+            "notifier_callback_paused", "1 while a callback's lane is paused", labels=["callback"]
+        )
+        paused_at = {h.callback: h.paused_at for h in health}
+        for name in sorted(set(self.callbacks()) | set(paused_at)):
+            paused.add_metric([name], 0.0 if paused_at.get(name) is None else 1.0)
+        yield paused
 
 
 class Daemon:
@@ -233,7 +243,10 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         if self.metrics_port is not None:
             self.metrics = MetricsServer(
-                self.health, config.metrics.host, self.metrics_port, [StoreCollector(self.store)]
+                self.health,
+                config.metrics.host,
+                self.metrics_port,
+                [StoreCollector(self.store, lambda: self.config.callbacks)],
             )
             self.metrics.start()
         self.scheduler = BackgroundScheduler(

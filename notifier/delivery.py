@@ -14,14 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from notifier import metrics
 from notifier.backoff import exponential
 from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels import Channel, Outcome
 from notifier.config import DeliverySettings
+from notifier.durations import format_duration
+from notifier.events import alert_payload
 from notifier.logs import scrub
-from notifier.store import Attempt, Delivery, Store, StoreError
+from notifier.ratelimit import RateLimiter
+from notifier.store import Attempt, Delivery, HealthChange, NewEvent, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,13 @@ def next_state(
 
 
 class Lane:
-    """The deliveries of one callback, sent by at most ``concurrency`` workers at once."""
+    """The deliveries of one callback, sent by at most ``concurrency`` workers at once.
+
+    A lane whose callback failed ``pause_after`` times in a row is paused: it sends one
+    probe per ``max_backoff`` (whichever daemon claims it) until one succeeds. With a
+    ``rate_limit`` it takes no more deliveries than its token bucket allows; it never
+    sleeps, so a throttled or paused lane stops at once on SIGTERM.
+    """
 
     def __init__(
         self,
@@ -51,13 +61,18 @@ class Lane:
         store: Store,
         settings: DeliverySettings,
         clock: Callable[[], float],
-        in_flight: set[str] | None = None,
+        previous: Lane | None = None,
+        on_health: Callable[[HealthChange], None] = lambda change: None,
     ) -> None:
         self.channel = channel
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.in_flight: set[str] = set() if in_flight is None else in_flight
+        self.on_health = on_health
+        self.in_flight: set[str] = set() if previous is None else previous.in_flight
+        self.paused_at: float | None = None if previous is None else previous.paused_at
+        rate = channel.settings.rate_limit
+        self.limiter = None if rate is None else RateLimiter(rate)
         self._lock = threading.Lock()
         self._closed = False
         self._pool = ThreadPoolExecutor(
@@ -65,20 +80,33 @@ class Lane:
         )
 
     def fill(self) -> None:
-        """Start sending due deliveries while there are free workers."""
+        """Start sending due deliveries while there are free workers (and tokens)."""
         with self._lock:
             free = self.settings.concurrency - len(self.in_flight)
             if self._closed or free <= 0:
                 return
+            now = horizon = self.clock()
+            if self.paused_at is not None:  # one probe at a time, one per max_backoff
+                every = self.settings.max_backoff
+                if self.in_flight or not self.store.claim_probe(self.channel.name, now, every):
+                    return
+                free, horizon = 1, now + every
+            tokens = free if self.limiter is None else self.limiter.take(free)
+            if tokens <= 0:
+                return
             busy = list(self.in_flight)
-            due = self.store.claim_deliveries(self.channel.name, self.clock(), free, busy)
+            due = self.store.claim_deliveries(self.channel.name, horizon, tokens, busy)
+            if self.limiter is not None and len(due) < tokens:
+                self.limiter.give_back(tokens - len(due))
             for delivery in due:
                 self.in_flight.add(delivery.id)
                 self._pool.submit(self._send, delivery)
 
     def _send(self, delivery: Delivery) -> None:
         try:
-            self.store.record_attempt(self.attempt(delivery))
+            attempt = self.attempt(delivery)
+            if self.store.record_attempt(attempt):
+                self._note(attempt)
         except StoreError as exc:  # the row stays pending: it is sent again later
             log.error("delivery %s: could not record the attempt: %s", delivery.id, exc)
         except Exception:
@@ -93,9 +121,27 @@ class Lane:
         except Exception:
             log.exception("callback %s: could not look for due deliveries", self.channel.name)
 
+    def _note(self, attempt: Attempt) -> None:
+        """Count the attempt in the callback's health; pause or resume the lane."""
+        change = self.store.note_attempt(
+            self.channel.name,
+            attempt.ok,
+            attempt.detail,
+            self.settings.pause_after,
+            attempt.attempted_at + attempt.duration,
+        )
+        if change is not None:
+            self.paused_at = change.health.paused_at if change.kind == "paused" else None
+            self.on_health(change)
+
     def attempt(self, delivery: Delivery) -> Attempt:
-        """Send once and work out the delivery's new state."""
+        """Send once and work out the delivery's new state.
+
+        Time spent paused does not count toward ``give_up_after``.
+        """
         started = self.clock()
+        if self.paused_at is not None:
+            delivery = replace(delivery, queued_at=delivery.queued_at + started - self.paused_at)
         begun = time.monotonic()
         outcome = self.channel.deliver(delivery.id, delivery.payload, delivery.target_url)
         duration = time.monotonic() - begun
@@ -136,10 +182,8 @@ def _log_attempt(
     duration: float,
     now: float,
 ) -> None:
-    where = (
-        f"delivery {delivery.id} ({delivery.event} for job {delivery.job_id}"
-        f" to {delivery.callback})"
-    )
+    about = "" if delivery.job_id is None else f" for job {delivery.job_id}"
+    where = f"delivery {delivery.id} ({delivery.event}{about} to {delivery.callback})"
     if outcome.ok:
         log.info("%s: delivered, %s in %.0fms", where, outcome.detail, duration * 1000)
     elif state == "dead" and outcome.detail.startswith("HTTP 410"):
@@ -190,17 +234,49 @@ class Dispatcher:
             lane.close(wait=False)
 
     def _lane(self, channel: Channel, previous: Lane | None) -> Lane:
-        in_flight = None if previous is None else previous.in_flight
-        return Lane(channel, self.store, self.settings, self.clock, in_flight)
+        return Lane(channel, self.store, self.settings, self.clock, previous, self._health_changed)
 
     def tick(self) -> None:
-        """Start every due delivery there is room for."""
-        if self.url_channel is not None:
-            for name in self.store.pending_by_callback():
-                if name.startswith(CALLBACK_PREFIX) and name not in self.lanes:
-                    self.lanes[name] = self._lane(self.url_channel(name), None)
-        for lane in list(self.lanes.values()):
+        """Start every due delivery there is room for (paused lanes: a probe, if due)."""
+        pending = self.store.pending_by_callback() if self.url_channel is not None else {}
+        for name in pending:
+            if name.startswith(CALLBACK_PREFIX) and name not in self.lanes:
+                assert self.url_channel is not None
+                self.lanes[name] = self._lane(self.url_channel(name), None)
+        paused = {h.callback: h.paused_at for h in self.store.callback_health()}
+        for name, lane in list(self.lanes.items()):
+            lane.paused_at = paused.get(name)  # another daemon may have paused or resumed it
             lane.fill()
+
+    def _health_changed(self, change: HealthChange) -> None:
+        """Log a pause or resume and alert the ``alert_via`` callbacks (never the one
+        that paused) through the outbox."""
+        health = change.health
+        if change.kind == "paused":
+            log.warning(
+                "callback %s paused after %d consecutive failed attempts (last: %s);"
+                " %d deliveries wait, one probe every %s",
+                health.callback,
+                health.consecutive_failures,
+                health.last_error,
+                change.pending,
+                format_duration(self.settings.max_backoff),
+            )
+        else:
+            log.info(
+                "callback %s resumed: a probe succeeded; %d pending deliveries go out now",
+                health.callback,
+                change.pending,
+            )
+        targets = [name for name in self.settings.alert_via if name != health.callback]
+        if targets:
+            now = self.clock()
+            payload = alert_payload(change.kind, health, change.pending, now)
+            event = NewEvent(event=payload["type"], payload=payload, callbacks=targets)
+            self.store.add_event(None, event, now)
+            for name in targets:
+                if name in self.lanes:
+                    self.lanes[name].fill()
 
     def close(self) -> None:
         """Stop taking work and wait for the attempts in flight (each bounded by its timeout)."""

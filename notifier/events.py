@@ -14,6 +14,7 @@ from typing import Any
 TERMINAL_STATUSES = frozenset({"DELIVERED", "FAILED"})
 EXPIRED_EVENT = "job.expired"
 TEST_EVENT = "test"
+ALERT_PREFIX = "callback."
 
 
 class JobStatus(StrEnum):
@@ -87,9 +88,31 @@ def sample_payload(now: float) -> dict[str, Any]:
     )
 
 
+def alert_payload(kind: str, health: Any, pending: int, now: float) -> dict[str, Any]:
+    """A ``callback.paused``/``callback.resumed`` event: about a callback, not a job."""
+    return {
+        "type": f"callback.{kind}",
+        "timestamp": isoformat(now),
+        "data": {
+            "callback": health.callback,
+            "consecutive_failures": health.consecutive_failures,
+            "last_error": health.last_error,
+            "pending": pending,
+        },
+    }
+
+
+def is_alert(payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` is an operational alert (it has no job)."""
+    return str(payload.get("type", "")).startswith(ALERT_PREFIX)
+
+
 def describe(payload: dict[str, Any]) -> str:
-    """One line naming the job and what happened, e.g. ``autolabel batch 12: DELIVERED``."""
+    """One line naming the job and what happened, e.g. ``autolabel batch 12: DELIVERED``
+    (for an alert: ``callback ops-hook paused``)."""
     data = payload["data"]
+    if is_alert(payload):
+        return f"callback {data['callback']} {payload['type'].removeprefix(ALERT_PREFIX)}"
     label = data.get("name") or data["job_id"]
     what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else (data.get("status") or "?")
     return f"{label}: {what}"

@@ -55,6 +55,19 @@ class RateLimiter(WaitingLimiter):
                 return True
             return False
 
+    def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` tokens now; returns how many were taken."""
+        with self._lock:
+            self._refill()
+            taken = min(wanted, int(self._tokens))
+            self._tokens -= taken
+            return taken
+
+    def give_back(self, count: int) -> None:
+        """Return tokens taken but not used."""
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + count)
+
     def wait_hint(self) -> float:
         """Time for the bucket to hold one whole token."""
         with self._lock:

@@ -8,7 +8,7 @@ from typing import Any
 
 from notifier.durations import relative_time
 from notifier.events import isoformat
-from notifier.store import AttemptRecord, Delivery, InstanceRecord, WatchedJob
+from notifier.store import AttemptRecord, CallbackHealth, Delivery, InstanceRecord, WatchedJob
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -111,7 +111,7 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
     rows = [
         [
             d.id,
-            d.job_id,
+            d.job_id or "-",
             d.callback,
             d.event,
             d.state,
@@ -164,3 +164,25 @@ def instances_table(instances: Sequence[InstanceRecord], now: float | None = Non
     ]
     headers = ["NAME", "STARTED", "LAST SEEN", "VERSION", "ALIVE"]
     return table(headers, rows) if rows else "no daemon running"
+
+
+def paused_lines(health: Sequence[CallbackHealth], now: float | None = None) -> list[str]:
+    """One line per paused callback, for ``status`` and ``deliveries``."""
+    now = time.time() if now is None else now
+    return [
+        f"callback {h.callback} paused {relative_time(h.paused_at, now)} after"
+        f" {h.consecutive_failures} consecutive failed attempts (last: {h.last_error});"
+        " one probe per delivery.max_backoff"
+        for h in health
+        if h.paused_at is not None
+    ]
+
+
+def health_document(health: CallbackHealth) -> dict[str, Any]:
+    """A paused callback in ``status --json``/``deliveries --json``."""
+    return {
+        "callback": health.callback,
+        "consecutive_failures": health.consecutive_failures,
+        "last_error": health.last_error,
+        "paused_at": _iso(health.paused_at),
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,8 @@ MAX_ID_LENGTH = 256
 MAX_NAME_LENGTH = 256
 MAX_URL_LENGTH = 2048
 MAX_PAGE = 1000
+# Control, format, line and paragraph separator characters: never in ids or names.
+UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 JobState = Literal[JOB_STATES]  # type: ignore[valid-type]
 DeliveryState = Literal[DELIVERY_STATES]  # type: ignore[valid-type]
@@ -51,8 +54,8 @@ class JobRegistration(_Strict):
     @field_validator("id", "name")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
-        if value is not None and any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
-            raise ValueError("must not contain control characters")
+        if value is not None and any(unicodedata.category(c) in UNPRINTABLE for c in value):
+            raise ValueError("must not contain control characters or line separators")
         return value
 
     @field_validator("id")

@@ -8,11 +8,12 @@ loop find it by name.
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,39 @@ def empty_as_none(value: object) -> object:
     return None if value == "" else value
 
 
+EVENT_TYPES = (
+    "job.delivered",
+    "job.failed",
+    "job.queued",
+    "job.in_progress",
+    "job.none",
+    "job.expired",
+    "job.stalled",
+)
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m)\s*$")
+
+
+def parse_rate(value: object) -> float | None:
+    """``10/s`` or ``30/m`` as sends per second; None (no cap) for None."""
+    if value is None:
+        return None
+    match = _RATE.match(value) if isinstance(value, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"not a rate: {value!r} (expected e.g. 10/s or 30/m)")
+    return float(match.group(1)) / (1.0 if match.group(2) == "s" else 60.0)
+
+
 class CallbackSettings(BaseModel):
-    """Common base of every callback's settings."""
+    """Common base of every callback's settings.
+
+    ``rate_limit`` caps the callback's sends (its lane waits, nothing is dropped);
+    ``events`` keeps only these event types for it (default: all).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
+    rate_limit: Annotated[float | None, BeforeValidator(parse_rate)] = None
+    events: tuple[Literal[EVENT_TYPES], ...] | None = None  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 
 from notifier import templating
 from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
-from notifier.events import describe, sample_payload
+from notifier.events import describe, is_alert, sample_payload
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 DEFAULT_BODY = """\
@@ -26,6 +26,15 @@ Progress:  {{ progress if progress is not none else "-" }}
 Result id: {{ result_id or "-" }}
 Errors:    {{ errors | tojson if errors else "none" }}
 Observed:  {{ observed_at }}
+"""
+
+ALERT_BODY = """\
+Callback:  {{ data.callback }}
+Event:     {{ type }}
+Failures:  {{ data.consecutive_failures }} consecutive failed attempts
+Last error: {{ data.last_error or "-" }}
+Pending:   {{ data.pending }} deliveries
+Time:      {{ timestamp }}
 """
 
 
@@ -87,8 +96,9 @@ class EmailChannel(Channel):
     def message(self, delivery_id: str, payload: dict[str, Any]) -> EmailMessage:
         """The message for ``payload``; its Message-ID derives from the delivery id."""
         settings = self.settings
+        alert = is_alert(payload)  # built-in text: the templates are about jobs
         subject = f"[datasaur-notifier] {describe(payload)}"
-        if settings.subject_template:
+        if settings.subject_template and not alert:
             subject = templating.render_text(settings.subject_template, payload).strip()
         message = EmailMessage()
         message["From"] = settings.from_
@@ -96,7 +106,8 @@ class EmailChannel(Channel):
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = f"<{delivery_id}@datasaur-notifier>"
-        message.set_content(templating.render_text(settings.body_template or DEFAULT_BODY, payload))
+        body = ALERT_BODY if alert else (settings.body_template or DEFAULT_BODY)
+        message.set_content(templating.render_text(body, payload))
         return message
 
     def _connect(self) -> smtplib.SMTP:

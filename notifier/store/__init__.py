@@ -17,8 +17,10 @@ from notifier.store.base import (
     JOB_STATES,
     Attempt,
     AttemptRecord,
+    CallbackHealth,
     Cursor,
     Delivery,
+    HealthChange,
     Instance,
     InstanceRecord,
     JobUpdate,
@@ -32,15 +34,22 @@ from notifier.store.base import (
 from notifier.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from notifier.store.postgres import ImportCounts
+    from notifier.store.postgres import ImportCounts, PostgresStore
+
+    def _both_are_stores(sqlite: SqliteStore, postgres: PostgresStore) -> tuple[Store, Store]:
+        """Type-checked only: both backends implement the protocol."""
+        return sqlite, postgres
+
 
 __all__ = [
     "DELIVERY_STATES",
     "JOB_STATES",
     "Attempt",
     "AttemptRecord",
+    "CallbackHealth",
     "Cursor",
     "Delivery",
+    "HealthChange",
     "Instance",
     "InstanceRecord",
     "JobUpdate",

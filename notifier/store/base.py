@@ -63,6 +63,7 @@ class NewEvent:
     payload: dict[str, Any]
     callbacks: Sequence[str]
     target_url: str | None = None  # where the job's ``url:<origin>`` callback posts
+    occurrence: int = 0  # the n-th time this event happens to this job (stalls)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Delivery:
     """A row of the outbox."""
 
     id: str
-    job_id: str
+    job_id: str | None  # None for an operational alert (callback.paused/resumed)
     callback: str
     event: str
     payload: dict[str, Any]
@@ -137,6 +138,51 @@ class Instance:
     lease: float
     version: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class CallbackHealth(NamedTuple):
+    """A callback's recent record, as ``status``/``deliveries`` and the lanes see it."""
+
+    callback: str
+    consecutive_failures: int
+    last_error: str | None
+    paused_at: float | None
+    last_probe_at: float | None
+
+
+class HealthChange(NamedTuple):
+    """A callback's lane paused or resumed by the attempt just recorded."""
+
+    kind: str  # 'paused' | 'resumed'
+    health: CallbackHealth
+    pending: int  # its deliveries still pending
+
+
+def health_after(
+    before: CallbackHealth, ok: bool, detail: str, pause_after: int, now: float
+) -> CallbackHealth:
+    """A callback's health after one attempt: both backends apply this same rule."""
+    if ok:
+        return CallbackHealth(before.callback, 0, None, None, None)
+    failures = before.consecutive_failures + 1
+    paused_at = before.paused_at
+    if paused_at is None and pause_after and failures >= pause_after:
+        paused_at = now
+    return CallbackHealth(before.callback, failures, detail, paused_at, before.last_probe_at)
+
+
+def change_between(
+    before: CallbackHealth, after: CallbackHealth, pending: int
+) -> HealthChange | None:
+    """``paused`` or ``resumed`` if the attempt flipped the lane, else None."""
+    if before.paused_at is None and after.paused_at is not None:
+        return HealthChange("paused", after, pending)
+    if before.paused_at is not None and after.paused_at is None:
+        return HealthChange("resumed", before._replace(consecutive_failures=0), pending)
+    return None
+
+
+HEALTH_COLUMNS = "callback, consecutive_failures, last_error, paused_at, last_probe_at"
 
 
 class PruneCounts(NamedTuple):
@@ -227,6 +273,12 @@ class Store(Protocol):
     def counts(self) -> dict[str, dict[str, int]]: ...
     def oldest_pending(self) -> float | None: ...
     def pending_by_callback(self) -> dict[str, int]: ...
+    def note_attempt(
+        self, callback: str, ok: bool, detail: str, pause_after: int, now: float
+    ) -> HealthChange | None: ...
+    def claim_probe(self, callback: str, now: float, every: float) -> bool: ...
+    def callback_health(self) -> list[CallbackHealth]: ...
+    def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int: ...
     def heartbeat(self, now: float) -> None: ...
     def renew_leases(self) -> None: ...
     def retire(self) -> None: ...

@@ -36,6 +36,7 @@ from notifier.config import JobSpec
 from notifier.ratelimit import WaitingLimiter
 from notifier.store.base import (
     DELIVERY_COLUMNS,
+    HEALTH_COLUMNS,
     JOB_COLUMNS,
     PRUNABLE_JOBS,
     PRUNE_BATCH,
@@ -43,8 +44,10 @@ from notifier.store.base import (
     UPSERT_SET,
     Attempt,
     AttemptRecord,
+    CallbackHealth,
     Cursor,
     Delivery,
+    HealthChange,
     Instance,
     InstanceRecord,
     JobUpdate,
@@ -52,9 +55,11 @@ from notifier.store.base import (
     PruneCounts,
     StoreError,
     WatchedJob,
+    change_between,
     delivery_row,
     display_url,
     dumps,
+    health_after,
     job_row,
     migrations,
     new_delivery_id,
@@ -417,12 +422,13 @@ class PostgresStore:
             return self._enqueue(cur, events)
 
     def _enqueue(
-        self, cur: psycopg.Cursor[Any], events: Sequence[tuple[str, NewEvent, float]]
+        self, cur: psycopg.Cursor[Any], events: Sequence[tuple[str | None, NewEvent, float]]
     ) -> int:
         base = time.time()
         rows = [
             (new_delivery_id(), job_id, callback, event.event, payload_text(event.payload),
-             at(now, base), at(now, base), at(now, base), target_url(event, callback))
+             at(now, base), at(now, base), at(now, base), target_url(event, callback),
+             event.occurrence)
             for job_id, event, now in events
             for callback in event.callbacks
         ]  # fmt: skip
@@ -431,9 +437,9 @@ class PostgresStore:
         cur.executemany(
             f"""
             INSERT INTO deliveries (id, job_id, callback, event, payload, state, created_at,
-                                    queued_at, next_attempt_at, target_url)
-            VALUES (%s, %s, %s, %s, %s, 'pending', {AT}, {AT}, {AT}, %s)
-            ON CONFLICT (job_id, callback, event) DO NOTHING
+                                    queued_at, next_attempt_at, target_url, occurrence)
+            VALUES (%s, %s, %s, %s, %s, 'pending', {AT}, {AT}, {AT}, %s, %s)
+            ON CONFLICT (job_id, callback, event, occurrence) DO NOTHING
             RETURNING id
             """,
             rows,
@@ -586,6 +592,64 @@ class PostgresStore:
         """Creation time of the oldest pending delivery."""
         rows = self._query("SELECT min(created_at) FROM deliveries WHERE state = 'pending'")
         return rows[0][0] if rows else None
+
+    # --- callback health ----------------------------------------------------------------
+
+    def note_attempt(
+        self, callback: str, ok: bool, detail: str, pause_after: int, now: float
+    ) -> HealthChange | None:
+        """Count an attempt in its callback's health (shared by every instance); pause or
+        resume its lane, giving the time spent paused back to ``give_up_after``."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO callback_health (callback) VALUES (%s) ON CONFLICT DO NOTHING",
+                (callback,),
+            )
+            row = conn.execute(
+                f"SELECT {HEALTH_COLUMNS} FROM callback_health WHERE callback = %s FOR UPDATE",
+                (callback,),
+            ).fetchone()
+            before = CallbackHealth(*row) if row else CallbackHealth(callback, 0, None, None, None)
+            after = health_after(before, ok, detail, pause_after, now)
+            if after == before:
+                return None
+            conn.execute(
+                "UPDATE callback_health SET consecutive_failures = %s, last_error = %s,"
+                " paused_at = %s, last_probe_at = %s WHERE callback = %s",
+                (*after[1:], callback),
+            )
+            if before.paused_at is not None and after.paused_at is None:
+                conn.execute(
+                    "UPDATE deliveries SET queued_at = queued_at + %s"
+                    " WHERE callback = %s AND state = 'pending'",
+                    (now - before.paused_at, callback),
+                )
+            counted = conn.execute(
+                "SELECT count(*) FROM deliveries WHERE callback = %s AND state = 'pending'",
+                (callback,),
+            ).fetchone()
+        return change_between(before, after, counted[0] if counted else 0)
+
+    def claim_probe(self, callback: str, now: float, every: float) -> bool:
+        """Whether this instance sends the paused callback's one probe now."""
+        with self._conn() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE callback_health SET last_probe_at = %s WHERE callback = %s"
+                    " AND paused_at IS NOT NULL AND coalesce(last_probe_at, paused_at) <= %s",
+                    (now, callback, now - every),
+                ).rowcount
+            )
+
+    def callback_health(self) -> list[CallbackHealth]:
+        """Every callback with a recorded failure or pause."""
+        rows = self._query(f"SELECT {HEALTH_COLUMNS} FROM callback_health ORDER BY callback")
+        return [CallbackHealth(*row) for row in rows]
+
+    def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int:
+        """Put one event (an operational alert: no job) in the outbox."""
+        with self._transaction() as conn, conn.cursor() as cur:
+            return self._enqueue(cur, [(job_id, event, now)])
 
     # --- instances and leases -----------------------------------------------------------
 

@@ -19,6 +19,7 @@ from notifier.config import JobSpec
 from notifier.ratelimit import RateLimiter
 from notifier.store.base import (
     DELIVERY_COLUMNS,
+    HEALTH_COLUMNS,
     JOB_COLUMNS,
     PRUNABLE_JOBS,
     PRUNE_BATCH,
@@ -26,8 +27,10 @@ from notifier.store.base import (
     UPSERT_SET,
     Attempt,
     AttemptRecord,
+    CallbackHealth,
     Cursor,
     Delivery,
+    HealthChange,
     Instance,
     InstanceRecord,
     JobUpdate,
@@ -35,8 +38,10 @@ from notifier.store.base import (
     PruneCounts,
     StoreError,
     WatchedJob,
+    change_between,
     delivery_row,
     dumps,
+    health_after,
     job_row,
     migrations,
     new_delivery_id,
@@ -250,39 +255,36 @@ class SqliteStore:
         Returns the number of outbox rows created; an event already in the outbox for a
         (job, callback) is not added again.
         """
+        sql = """
+            UPDATE jobs SET state = ?, status = ?, progress = ?, job = ?,
+                last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?
+            WHERE id = ? AND state = 'watching'
+        """
+        rows = [
+            (u.state, u.status, u.progress, dumps(u.job), u.polled_at, u.next_poll_at,
+             u.poll_interval, u.last_error, u.job_id)
+            for u in updates
+        ]  # fmt: skip
         created = 0
         with self._transaction() as conn:
+            # Quiet polls in one statement; a poll with events one by one, so that its
+            # events are recorded only if the job was still watched (not unwatched meanwhile).
             conn.executemany(
-                """
-                UPDATE jobs SET state = ?, status = ?, progress = ?, job = ?,
-                    last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?
-                WHERE id = ? AND state = 'watching'
-                """,
-                [
-                    (
-                        u.state,
-                        u.status,
-                        u.progress,
-                        dumps(u.job),
-                        u.polled_at,
-                        u.next_poll_at,
-                        u.poll_interval,
-                        u.last_error,
-                        u.job_id,
-                    )
-                    for u in updates
-                ],
+                sql, [row for row, u in zip(rows, updates, strict=True) if not u.events]
             )
-            for update in updates:
-                for event in update.events:
-                    created += self._enqueue(conn, update.job_id, event, update.polled_at)
+            for row, update in zip(rows, updates, strict=True):
+                if update.events and conn.execute(sql, row).rowcount:
+                    for event in update.events:
+                        created += self._enqueue(conn, update.job_id, event, update.polled_at)
         return created
 
-    def _enqueue(self, conn: sqlite3.Connection, job_id: str, event: NewEvent, now: float) -> int:
+    def _enqueue(
+        self, conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: float
+    ) -> int:
         payload = payload_text(event.payload)
         rows = [
             (new_delivery_id(), job_id, callback, event.event, payload, now, now, now,
-             target_url(event, callback))
+             target_url(event, callback), event.occurrence)
             for callback in event.callbacks
         ]  # fmt: skip
         before = conn.total_changes
@@ -290,8 +292,8 @@ class SqliteStore:
             """
             INSERT OR IGNORE INTO deliveries
                 (id, job_id, callback, event, payload, state, created_at, queued_at,
-                 next_attempt_at, target_url)
-            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)
+                 next_attempt_at, target_url, occurrence)
+            VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
             """,
             rows,
         )
@@ -417,6 +419,62 @@ class SqliteStore:
         """Creation time of the oldest pending delivery."""
         rows = self._query("SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'")
         return rows[0][0] if rows else None
+
+    # --- callback health --------------------------------------------------------------
+
+    def note_attempt(
+        self, callback: str, ok: bool, detail: str, pause_after: int, now: float
+    ) -> HealthChange | None:
+        """Count an attempt in its callback's health; pause or resume its lane.
+
+        On resuming, the time spent paused is given back to the pending deliveries'
+        ``give_up_after`` window.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT {HEALTH_COLUMNS} FROM callback_health WHERE callback = ?", (callback,)
+            ).fetchone()
+            before = CallbackHealth(*row) if row else CallbackHealth(callback, 0, None, None, None)
+            after = health_after(before, ok, detail, pause_after, now)
+            if after == before and row:
+                return None
+            conn.execute(
+                f"INSERT OR REPLACE INTO callback_health ({HEALTH_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                after,
+            )
+            if before.paused_at is not None and after.paused_at is None:
+                conn.execute(
+                    "UPDATE deliveries SET queued_at = queued_at + ?"
+                    " WHERE callback = ? AND state = 'pending'",
+                    (now - before.paused_at, callback),
+                )
+            pending = conn.execute(
+                "SELECT count(*) FROM deliveries WHERE callback = ? AND state = 'pending'",
+                (callback,),
+            ).fetchone()[0]
+        return change_between(before, after, pending)
+
+    def claim_probe(self, callback: str, now: float, every: float) -> bool:
+        """Whether this caller sends the paused callback's one probe now."""
+        with self._transaction() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE callback_health SET last_probe_at = ? WHERE callback = ?"
+                    " AND paused_at IS NOT NULL"
+                    " AND coalesce(last_probe_at, paused_at) <= ?",
+                    (now, callback, now - every),
+                ).rowcount
+            )
+
+    def callback_health(self) -> list[CallbackHealth]:
+        """Every callback with a recorded failure or pause."""
+        rows = self._query(f"SELECT {HEALTH_COLUMNS} FROM callback_health ORDER BY callback")
+        return [CallbackHealth(*row) for row in rows]
+
+    def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int:
+        """Put one event (an operational alert: no job) in the outbox."""
+        with self._transaction() as conn:
+            return self._enqueue(conn, job_id, event, now)
 
     # --- one daemon: no leases, a heartbeat row for ``instances`` ----------------------
 
