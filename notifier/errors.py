@@ -8,11 +8,12 @@ went wrong without it.
 from __future__ import annotations
 
 import requests
+import urllib3
 
 
 def describe_error(exc: Exception) -> str:
     """``timed out``, or the innermost cause of a requests or urllib3 error."""
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
         return "timed out"
     inner: BaseException = exc
     while (cause := inner.__cause__ or inner.__context__) is not None:

@@ -8,6 +8,9 @@ scenario; its own CPU is reported beside the daemons'.
 
 ``claim_cost`` times the claim statement on a table of 100,000 watched jobs and keeps
 the ``EXPLAIN`` plan, to show the partial index ``jobs_due`` is used.
+
+Two scenarios: ``cluster`` (the daemons) and ``claims``. Both need PostgreSQL's binaries and
+psycopg, imported when they run, so that the other scenarios run without them.
 """
 
 from __future__ import annotations
@@ -17,20 +20,43 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-
-from bench.run import Daemon, Simulator, Sizes, daemon_config, job_ids, proc_cpu, workdir
+from bench.harness import Daemon, Simulator, Sizes, daemon_config, job_ids, proc_cpu, workdir
+from bench.report import Row
+from bench.scenarios import Step, scenario
 from notifier.store import Instance
-from notifier.store.postgres import _CLAIM_JOBS, PostgresStore, at
-from tests.support.postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
+
+ORDER = 80
 
 CLAIM_SAMPLES = 200
+
+ROWS = [
+    Row("PostgreSQL, 1 daemon: job-polls/s (cap lifted)", "cluster_1.polls_per_s", None, "",
+        None, "{:.0f}"),
+    Row("PostgreSQL, 2 daemons: job-polls/s", "cluster_2.polls_per_s", None, "", None,
+        "{:.0f}"),
+    Row("PostgreSQL, 3 daemons: job-polls/s", "cluster_3.polls_per_s", None, "", None,
+        "{:.0f}"),
+    Row("PostgreSQL, 1 daemon: client CPU ms / 1,000 job-polls", "cluster_1.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL, 2 daemons: client CPU ms / 1,000 job-polls",
+        "cluster_2.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL, 3 daemons: client CPU ms / 1,000 job-polls",
+        "cluster_3.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL server CPU ms / 1,000 job-polls, 1 daemon",
+        "cluster_1.db_cpu_ms_per_1000_polls"),
+    Row("Claim statement ms (median), 100,000 watched jobs", "claims_100k.claim_ms_median", None,
+        "uses jobs_due", lambda m: m["claims_100k.uses_jobs_due_index"], "{:.2f}"),
+]  # fmt: skip
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[PostgresServer]:
+    from tests.support.postgres import PostgresServer
+
     server = PostgresServer.start_local()
     try:
         yield server
@@ -65,6 +91,10 @@ def _children_cpu(postmaster: int) -> float:
 
 def seed_postgres(url: str, ids: list[str]) -> None:
     """Watch ``ids`` (source 'cli'), all due now, in one statement."""
+    import psycopg
+
+    from notifier.store.postgres import PostgresStore
+
     store = PostgresStore(url)  # creates the schema
     store.close()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -122,6 +152,10 @@ def cluster_throughput(root: Path, sizes: Sizes, instances: int) -> dict[str, An
 
 def claim_cost(root: Path, sizes: Sizes, watched: int = 100_000) -> dict[str, Any]:
     """The claim statement at ``watched`` jobs: median time, and its plan."""
+    import psycopg
+
+    from notifier.store.postgres import _CLAIM_JOBS, PostgresStore, at
+
     ids = job_ids(watched)
     with postgres() as server:
         url = server.create_database("claims")
@@ -151,3 +185,14 @@ def claim_cost(root: Path, sizes: Sizes, watched: int = 100_000) -> dict[str, An
         "uses_jobs_due_index": "jobs_due" in text,
         "plan": text,
     }
+
+
+@scenario("cluster")
+def run_cluster(root: Path, sizes: Sizes, step: Step) -> None:
+    for n in (1, 2, 3):
+        step(f"cluster_{n}", lambda n=n: cluster_throughput(root, sizes, n))
+
+
+@scenario("claims")
+def run_claims(root: Path, sizes: Sizes, step: Step) -> None:
+    step("claims_100k", lambda: claim_cost(root, sizes))
