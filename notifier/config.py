@@ -91,6 +91,9 @@ class PollingSettings(_Section):
     interval: Duration = Field(default=30.0, gt=0)
     max_interval: Duration = Field(default=300.0, gt=0)
     expire_after: Duration = Field(default=7 * 86400.0, ge=0)
+    # A watched job whose status and progress stay the same this long fires job.stalled
+    # (again after each change); 0 = never.
+    stall_after: Duration = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> PollingSettings:

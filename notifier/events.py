@@ -11,8 +11,11 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
+from notifier.durations import format_duration
+
 TERMINAL_STATUSES = frozenset({"DELIVERED", "FAILED"})
 EXPIRED_EVENT = "job.expired"
+STALLED_EVENT = "job.stalled"
 TEST_EVENT = "test"
 ALERT_PREFIX = "callback."
 
@@ -46,8 +49,13 @@ def build_payload(
     job: dict[str, Any] | None,
     previous_status: str | None,
     observed_at: float,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the payload for ``event`` about ``job`` (Datasaur's object, or None)."""
+    """Return the payload for ``event`` about ``job`` (Datasaur's object, or None).
+
+    ``extra`` adds event-specific fields to ``data`` (``job.stalled``: ``stalled_for_s``
+    and ``stalled_since``).
+    """
     job = job or {}
     return {
         "type": event,
@@ -62,8 +70,14 @@ def build_payload(
             "errors": job.get("errors"),
             "observed_at": isoformat(observed_at),
             "job": job or None,
+            **(extra or {}),
         },
     }
+
+
+def stall_fields(changed_at: float, now: float) -> dict[str, Any]:
+    """``job.stalled``'s extra ``data``: seconds since the last change, and when it was."""
+    return {"stalled_for_s": round(now - changed_at, 3), "stalled_since": isoformat(changed_at)}
 
 
 def sample_payload(now: float) -> dict[str, Any]:
@@ -114,5 +128,9 @@ def describe(payload: dict[str, Any]) -> str:
     if is_alert(payload):
         return f"callback {data['callback']} {payload['type'].removeprefix(ALERT_PREFIX)}"
     label = data.get("name") or data["job_id"]
-    what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else (data.get("status") or "?")
+    status = data.get("status") or "?"
+    if payload["type"] == STALLED_EVENT:
+        since = format_duration(float(data.get("stalled_for_s") or 0))
+        return f"{label}: STALLED ({status}, no change for {since})"
+    what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else status
     return f"{label}: {what}"

@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,14 @@ from notifier import callback_urls, metrics
 from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
-from notifier.events import EXPIRED_EVENT, TERMINAL_STATUSES, build_payload, event_type
+from notifier.events import (
+    EXPIRED_EVENT,
+    STALLED_EVENT,
+    TERMINAL_STATUSES,
+    build_payload,
+    event_type,
+    stall_fields,
+)
 from notifier.logs import scrub
 from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
 
@@ -57,10 +64,21 @@ def decide(
     polling: PollingSettings,
     targets: Sequence[str],
     rng: random.Random,
+    filters: Mapping[str, Collection[str]] | None = None,
 ) -> JobUpdate:
-    """What ``seen`` means for ``job``: its new row and the events to notify."""
+    """What ``seen`` means for ``job``: its new row and the events to notify.
+
+    Each event goes to those ``targets`` whose ``filters`` entry (a callback's
+    ``events``) lets it through; a target without an entry takes every event.
+    """
     status, progress, details = job.status, job.progress, job.job
+    changed_at, stalled = job.changed_at, job.stalled
     events: list[NewEvent] = []
+
+    def event(name: str, occurrence: int = 0, extra: dict[str, Any] | None = None) -> None:
+        to = _accepting(targets, filters, name)
+        events.append(_event(name, job, details, now, to, occurrence, extra))
+
     if seen.error is not None:
         interval, error = _next_interval(job, False, polling), seen.error
     elif not seen.found:
@@ -70,14 +88,20 @@ def decide(
         status, progress, error = details.get("status"), details.get("progress"), None
         changed = (status, progress) != (job.status, job.progress)
         interval = _next_interval(job, changed, polling)
+        if changed or changed_at is None:  # the first poll after an upgrade starts the clock
+            changed_at, stalled = now, False
         if status != job.status and status in job.on_status:
-            events.append(_event(event_type(status), job, details, now, targets))
+            event(event_type(status))
     state = "watching"
+    stalls = job.stalls
     if status in TERMINAL_STATUSES and seen.error is None and seen.found:
         state = "done"
     elif polling.expire_after and now - job.registered_at >= polling.expire_after:
         state = "expired"
-        events.append(_event(EXPIRED_EVENT, job, details, now, targets))
+        event(EXPIRED_EVENT)
+    elif (since := _stalled_since(seen, changed_at, stalled, now, polling)) is not None:
+        stalls, stalled = stalls + 1, True
+        event(STALLED_EVENT, occurrence=stalls, extra=stall_fields(since, now))
     next_poll = _spread(interval, rng) + now if state == "watching" else None
     return JobUpdate(
         job_id=job.id,
@@ -91,11 +115,43 @@ def decide(
         last_error=error,
         events=events,
         lease=job.lease,
+        changed_at=changed_at,
+        stalls=stalls,
+        stalled=stalled,
     )
 
 
+def _stalled_since(
+    seen: Observation, changed_at: float | None, stalled: bool, now: float, polling: PollingSettings
+) -> float | None:
+    """When the job last changed, if this poll finds it stalled for the first time since.
+
+    Only an answer counts: an error or an unknown id says nothing about progress.
+    """
+    if not polling.stall_after or stalled or changed_at is None:
+        return None
+    if seen.error is not None or not seen.found or now - changed_at < polling.stall_after:
+        return None
+    return changed_at
+
+
+def _accepting(
+    targets: Sequence[str], filters: Mapping[str, Collection[str]] | None, event: str
+) -> list[str]:
+    """The targets that take ``event``: a callback's ``events`` filter may leave it out."""
+    if not filters:
+        return list(targets)
+    return [name for name in targets if name not in filters or event in filters[name]]
+
+
 def _event(
-    event: str, job: WatchedJob, details: dict[str, Any] | None, now: float, targets: Sequence[str]
+    event: str,
+    job: WatchedJob,
+    details: dict[str, Any] | None,
+    now: float,
+    targets: Sequence[str],
+    occurrence: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> NewEvent:
     payload = build_payload(
         event,
@@ -104,8 +160,15 @@ def _event(
         job=details,
         previous_status=job.status,
         observed_at=now,
+        extra=extra,
     )
-    return NewEvent(event=event, payload=payload, callbacks=targets, target_url=job.callback_url)
+    return NewEvent(
+        event=event,
+        payload=payload,
+        callbacks=targets,
+        target_url=job.callback_url,
+        occurrence=occurrence,
+    )
 
 
 class Poller:
@@ -146,6 +209,14 @@ class Poller:
         if job.callback_url is not None:
             names.append(callback_urls.origin_of(job.callback_url))
         return names
+
+    def filters(self) -> dict[str, tuple[str, ...]]:
+        """The event types each callback with an ``events`` list takes."""
+        return {
+            name: tuple(settings.events)
+            for name, settings in self.config.callbacks.items()
+            if settings.events is not None
+        }
 
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
@@ -229,8 +300,9 @@ class Poller:
             log.info("Datasaur API is answering again after %d failed attempts", self.failures)
             self.failures = 0
         now = self.clock()
+        filters = self.filters()
         updates = [
-            decide(job, s, now, self.config.polling, self.targets(job), self.rng)
+            decide(job, s, now, self.config.polling, self.targets(job), self.rng, filters)
             for job, s in zip(jobs, seen, strict=True)
         ]
         created = self.store.apply_polls(updates)
@@ -247,7 +319,7 @@ class Poller:
                 "job %s: %s, notifying %s",
                 update.job_id,
                 event.event,
-                ", ".join(event.callbacks) or "no callback (none configured)",
+                ", ".join(event.callbacks) or "no callback (none configured or taking it)",
             )
         if update.state == "done" and not update.events:
             log.info("job %s: %s (no notification configured)", update.job_id, update.status)

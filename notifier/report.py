@@ -47,6 +47,7 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
         "created_at": _iso(delivery.created_at),
         "delivered_at": _iso(delivery.delivered_at),
         "next_attempt_at": _iso(delivery.next_attempt_at if delivery.state == "pending" else None),
+        "occurrence": delivery.occurrence,
     }
 
 

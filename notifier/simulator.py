@@ -17,6 +17,9 @@ Control API (no authentication), for driving the simulator from another process:
 - ``PUT /_sim/jobs/<id>`` body ``{"status", "progress", "errors", "resultId", "result"}``:
   :meth:`DatasaurSimulator.set_job`; answers the job.
 - ``POST /_sim/jobs`` body ``{"jobs": [{"id", "status", "progress", ...}, ...]}``: bulk set.
+- ``POST /_sim/workload`` body ``{"count", "seed", "duration": [low, high], "kinds",
+  "prefix", "noise"}``: seeded jobs that progress over time (see :func:`progress_steps`);
+  answers ``{"jobs": [{"id", "kind", "finishes_at"}]}``.
 - ``POST /_sim/faults`` body ``{"kind", "count", "retry_after", "delay"}``:
   :meth:`DatasaurSimulator.inject`.
 
@@ -31,6 +34,7 @@ import hmac
 import importlib.resources
 import json
 import math
+import random
 import secrets
 import signal
 import threading
@@ -363,12 +367,40 @@ class DatasaurSimulator(LocalHTTPServer):
             for job in payload["jobs"]:
                 self._set_job_from(job["id"], job)
             return json_reply(200, {"count": len(payload["jobs"])})
+        if (method, route) == ("POST", "workload"):
+            return json_reply(200, self._start_workload(payload))
         if (method, route) == ("POST", "faults"):
             self._inject_from(payload)
             return json_reply(200, {"ok": True})
         if route.startswith("jobs/") and method in ("GET", "PUT"):
             return self._control_job(method, unquote(route.removeprefix("jobs/")), payload)
         return json_reply(404, {"error": f"no such endpoint: {method} /_sim/{route}"})
+
+    def _start_workload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Script ``count`` seeded jobs that progress over time; answer when each ends.
+
+        Body ``{"count", "seed", "duration": [low, high], "kinds": ["linear", "step"],
+        "prefix", "noise"}``; the answer lists ``{"id", "kind", "finishes_at"}`` (Unix
+        seconds), so a benchmark can measure from the moment a job really ended.
+        """
+        rng = random.Random(payload.get("seed", 0))
+        low, high = (float(value) for value in payload.get("duration", (10.0, 60.0)))
+        kinds = list(payload.get("kinds", ("linear", "step")))
+        prefix = str(payload.get("prefix", "Workload:"))
+        noise = float(payload.get("noise", 3.0))
+        started_wall, started = time.time(), time.monotonic()
+        jobs = []
+        with self._lock:
+            for index in range(int(payload["count"])):
+                kind = kinds[index % len(kinds)]
+                duration = rng.uniform(low, high)
+                job_id = f"{prefix}{kind}-{index:05d}"
+                self._timelines[job_id] = _Timeline(
+                    started, progress_steps(kind, duration, rng, noise)
+                )
+                self._advance(job_id, started)
+                jobs.append({"id": job_id, "kind": kind, "finishes_at": started_wall + duration})
+        return {"jobs": jobs}
 
     def _control_job(self, method: str, job_id: str, payload: Any) -> Reply:
         if method == "PUT":
@@ -577,6 +609,35 @@ def _auto_steps(job_id: str, duration: float) -> list[Step]:
     rising = [(duration * share, "IN_PROGRESS", round(share * 100)) for share in (0.1, 0.3, 0.6)]
     final: Step = (duration, "FAILED", 60) if "fail" in job_id else (duration, "DELIVERED", 100)
     return [(0.0, "QUEUED", 0), *rising, final]
+
+
+def progress_steps(
+    kind: str, duration: float, rng: random.Random, noise: float = 3.0
+) -> list[Step]:
+    """A job that runs ``duration`` seconds and then is DELIVERED, for workloads.
+
+    ``linear``: progress rises steadily, reported a hundred times with +-``noise``
+    points of jitter (never past 99 before the end). ``step``: progress moves in three
+    to six jumps at random moments. Both start QUEUED and end at 100.
+    """
+    steps: list[Step] = [(0.0, "QUEUED", 0)]
+    if kind == "linear":
+        for index in range(1, 100):
+            share = index / 100
+            jitter = rng.uniform(-noise, noise)
+            steps.append(
+                (duration * share, "IN_PROGRESS", max(0, min(99, round(share * 100 + jitter))))
+            )
+    elif kind == "step":
+        moments = sorted(rng.uniform(0.05, 0.95) for _ in range(rng.randint(3, 6)))
+        for number, share in enumerate(moments, start=1):
+            steps.append(
+                (duration * share, "IN_PROGRESS", round(100 * number / (len(moments) + 1)))
+            )
+    else:
+        raise ValueError(f"unknown workload kind {kind!r}; expected linear or step")
+    steps.append((duration, "DELIVERED", 100))
+    return steps
 
 
 def _check_status(status: str) -> None:

@@ -76,7 +76,9 @@ def test_failing_receiver_pauses_its_lane_alerts_and_drains_after_recovery(
         return len(rows) == len(ids) and all(d["state"] == "delivered" for d in rows)
 
     wait_until(drained, timeout=15)
-    delivered_jobs = {w.json["data"]["job_id"] for w in receiver.received if w.answered_status == 200}
+    delivered_jobs = {
+        w.json["data"]["job_id"] for w in receiver.received if w.answered_status == 200
+    }
     assert delivered_jobs == set(ids)
     assert "callback flaky paused" not in cli(daemon.config, "status").stdout
 

@@ -1,47 +1,127 @@
-"""SqliteStore against a real file: the watch list, atomic outbox rows, redelivery."""
+"""The store contract, against both backends: a real SQLite file and a real PostgreSQL database.
+
+Every test taking ``store`` runs twice (``[sqlite]`` and ``[postgres]``) and states what both
+backends must do, written the way the daemon uses them: work is claimed before it is written
+(``claim_jobs`` before ``apply_polls``, ``claim_deliveries`` before ``record_attempt``) and the
+claim's lease token is passed through to the write. SQLite claims are plain reads (one daemon
+per file) and ignore the token; PostgreSQL claims take a lease that a second claim respects.
+
+Times: the tests use a fixed ``NOW``. PostgreSQL stores a caller's time ``t`` as the database's
+``now() + (t - time.time())``, so values read back equal the ones written only to within a few
+milliseconds (:func:`near`); comparisons between times written by the tests hold exactly.
+
+Then the SQLite-only tests (the file, WAL, threads, ``INDEXED BY``) and the PostgreSQL-only
+ones: several stores (daemons) with their own instances on one database.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from notifier.config import JobSpec
 from notifier.store import (
     Attempt,
+    Delivery,
+    Instance,
     JobUpdate,
     NewEvent,
     SqliteStore,
     StoreError,
+    WatchedJob,
 )
+from notifier.store.base import migrations
+from notifier.store.postgres import PostgresStore
+from tests.support.smtp import free_port
+from tests.support.waiting import wait_until
 
 NOW = 1_700_000_000.0
+LEASE = 30.0
+INSTANCE = Instance("test", LEASE, "0")
+FAR = NOW + 10**6  # everything watched is due by then
+
+
+class Backend:
+    """Opens stores of one kind on one location (a file, or a database URL)."""
+
+    def __init__(self, kind: str, location: Any) -> None:
+        self.kind = kind
+        self.location = location
+        self.opened: list[Any] = []
+
+    def open(self, instance: Instance | None = INSTANCE) -> Any:
+        if self.kind == "sqlite":
+            store: Any = SqliteStore(self.location, instance)
+        else:
+            store = PostgresStore(
+                self.location, instance, lease=LEASE if instance is None else instance.lease
+            )
+        self.opened.append(store)
+        return store
+
+    def execute(self, sql: str) -> None:
+        """One raw statement on a connection of its own."""
+        if self.kind == "sqlite":
+            conn = sqlite3.connect(self.location)
+            try:
+                conn.execute(sql)
+                conn.commit()
+            finally:
+                conn.close()
+        else:
+            with psycopg.connect(self.location, autocommit=True) as pg:
+                pg.execute(sql.encode())
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        location: Any = tmp_path / "nested" / "dir" / "state.db"
+    else:
+        location = request.getfixturevalue("postgres_url")
+    opened = Backend(request.param, location)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "nested" / "dir" / "state.db")
-    yield db
-    db.close()
+def store(backend: Backend) -> Any:
+    return backend.open()
 
 
 def spec(job_id: str, **fields: Any) -> JobSpec:
     return JobSpec.model_validate({"id": job_id, **fields})
 
 
-def ids(jobs: list[Any]) -> list[str]:
-    return [job.id for job in jobs]
+def ids(rows: list[Any]) -> list[str]:
+    return [row.id for row in rows]
 
 
-def states(store: SqliteStore) -> dict[str, str]:
+def near(value: float, expected: float = NOW) -> bool:
+    """``value`` is ``expected`` as read back (PostgreSQL: to within its clock mapping)."""
+    return value is not None and abs(value - expected) < 0.5
+
+
+def states(store: Any) -> dict[str, str]:
     return {job.id: job.state for job in store.jobs()}
 
 
-def update(job_id: str, *events: NewEvent, state: str = "done", at: float = NOW) -> JobUpdate:
+def update(
+    job_id: str, *events: NewEvent, state: str = "done", at: float = NOW, lease: int = 0
+) -> JobUpdate:
     return JobUpdate(
         job_id=job_id,
         state=state,
@@ -53,6 +133,7 @@ def update(job_id: str, *events: NewEvent, state: str = "done", at: float = NOW)
         poll_interval=1.0,
         last_error=None,
         events=events,
+        lease=lease,
     )
 
 
@@ -61,100 +142,131 @@ def delivered_event(job_id: str, *callbacks: str) -> NewEvent:
     return NewEvent(event="job.delivered", payload=payload, callbacks=callbacks)
 
 
-# --- file and schema -----------------------------------------------------------------
+def claim_job(store: Any, job_id: str, now: float = NOW) -> WatchedJob:
+    """Claim what is due by ``now``, keep ``job_id`` and give the others back."""
+    jobs = store.claim_jobs(now, 1000)
+    store.release_jobs([job for job in jobs if job.id != job_id])
+    [job] = [job for job in jobs if job.id == job_id] or [None]
+    assert job is not None, f"{job_id} not claimable at {now}: got {ids(jobs)}"
+    return job
 
 
-def test_creates_the_file_and_its_directory_with_wal(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "state.db"
-    store = SqliteStore(path)
-    try:
-        assert path.exists()
-        conn = sqlite3.connect(path)
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"jobs", "deliveries", "attempts"} <= tables
-        conn.close()
-    finally:
-        store.close()
+def poll(store: Any, job_id: str, *events: NewEvent, state: str = "done", at: float = NOW) -> int:
+    """What the poller does for one job: claim it, then write the poll under its lease."""
+    job = claim_job(store, job_id, at)
+    return int(store.apply_polls([update(job_id, *events, state=state, at=at, lease=job.lease)]))
 
 
-def test_reopening_keeps_the_state(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    first = SqliteStore(path)
+def claim_delivery(store: Any, delivery_id: str, callback: str, now: float = NOW) -> Delivery:
+    due = store.claim_deliveries(callback, now, 1000, [])
+    [row] = [d for d in due if d.id == delivery_id] or [None]
+    assert row is not None, f"{delivery_id} not claimable at {now}: got {ids(due)}"
+    return row
+
+
+def attempt(delivery: Delivery, ok: bool, state: str, at: float, next_at: float | None) -> Attempt:
+    return Attempt(
+        delivery_id=delivery.id,
+        attempted_at=at,
+        duration=0.01,
+        ok=ok,
+        detail="HTTP 200" if ok else "HTTP 500",
+        state=state,
+        next_attempt_at=next_at,
+        lease=delivery.lease,
+    )
+
+
+# --- schema ----------------------------------------------------------------------------
+
+
+def test_reopening_keeps_the_state(backend: Backend) -> None:
+    first = backend.open()
     first.sync_config_jobs([spec("a")], NOW)
-    first.apply_polls([update("a", delivered_event("a", "hook"))])
+    poll(first, "a", delivered_event("a", "hook"))
     first.close()
-    second = SqliteStore(path)
-    try:
-        assert states(second) == {"a": "done"}
-        assert [d.callback for d in second.deliveries()] == ["hook"]
-    finally:
-        second.close()
+    second = backend.open()
+    assert states(second) == {"a": "done"}
+    assert [d.callback for d in second.deliveries()] == ["hook"]
 
 
-def test_corrupt_file_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    path.write_bytes(b"this is not a database, just some junk bytes " * 200)
-    with pytest.raises(StoreError) as caught:
-        SqliteStore(path)
-    assert str(path) in str(caught.value)
+def test_migrating_again_applies_nothing(store: Any) -> None:
+    assert store.migrate() == 0
+    assert store.jobs() == [] and store.deliveries() == []
 
 
-def test_unusable_directory_is_a_store_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(StoreError) as caught:
-        SqliteStore(blocker / "state.db")
-    assert str(blocker / "state.db") in str(caught.value)
+def test_unique_constraint_is_in_the_schema(store: Any, backend: Backend) -> None:
+    store.sync_config_jobs([spec("a")], NOW)
+    poll(store, "a", delivered_event("a", "hook"))
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        backend.execute(
+            "INSERT INTO deliveries (id, job_id, callback, event, payload, state, created_at,"
+            " queued_at) VALUES ('msg_x', 'a', 'hook', 'job.delivered', '{}', 'pending', 0, 0)"
+        )
 
 
-# --- the watch list ------------------------------------------------------------------
+# --- the watch list ----------------------------------------------------------------------
 
 
-def test_sync_registers_config_jobs_due_at_once(store: SqliteStore) -> None:
+def test_sync_registers_config_jobs_due_at_once(store: Any) -> None:
     store.sync_config_jobs([spec("a", name="first"), spec("b", notify=["hook"])], NOW)
     a, b = store.jobs()
     assert (a.id, a.name, a.state, a.source) == ("a", "first", "watching", "config")
     assert a.notify is None and a.on_status == ("DELIVERED", "FAILED")
     assert b.notify == ["hook"]
-    assert a.next_poll_at == NOW and a.status is None
-    assert ids(store.due_jobs(NOW, 10)) == ["a", "b"]
-    assert store.due_jobs(NOW - 1, 10) == []
-    assert len(store.due_jobs(NOW, 1)) == 1
+    assert near(a.next_poll_at) and a.status is None and a.owner is None
+    assert store.claim_jobs(NOW - 1, 10) == []
+    claimed = store.claim_jobs(NOW, 10)
+    assert ids(claimed) == ["a", "b"]
+    assert claimed[0].name == "first" and claimed[1].notify == ["hook"]
+    store.release_jobs(claimed)
+    one = store.claim_jobs(NOW, 1)
+    assert len(one) == 1
 
 
-def test_sync_updates_settings_without_resetting_progress(store: SqliteStore) -> None:
+def test_released_jobs_are_claimable_again_at_once(store: Any) -> None:
+    store.sync_config_jobs([spec("a"), spec("b")], NOW)
+    first = store.claim_jobs(NOW, 10)
+    store.release_jobs(first)
+    again = store.claim_jobs(NOW, 10)
+    assert ids(again) == ["a", "b"]
+    # ... and the second claim's tokens are the ones its writes must show
+    assert store.apply_polls([update(job.id, lease=job.lease) for job in again]) == 0
+    assert states(store) == {"a": "done", "b": "done"}
+
+
+def test_sync_updates_settings_without_resetting_progress(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
-    store.apply_polls([update("a", state="watching")])
+    poll(store, "a", state="watching")
     store.sync_config_jobs([spec("a", name="renamed", on_status=["IN_PROGRESS"])], NOW + 5)
     [job] = store.jobs()
     assert job.name == "renamed"
     assert job.on_status == ("IN_PROGRESS",)
     assert job.status == "DELIVERED"
-    assert job.last_polled_at == NOW
-    assert job.registered_at == NOW
+    assert near(job.last_polled_at)
+    assert near(job.registered_at)
 
 
-def test_job_removed_from_the_config_is_unwatched(store: SqliteStore) -> None:
+def test_job_removed_from_the_config_is_unwatched(store: Any) -> None:
     store.sync_config_jobs([spec("a"), spec("b"), spec("c")], NOW)
-    store.apply_polls([update("c")])  # c is done
+    poll(store, "c")  # c is done
     store.sync_config_jobs([spec("a")], NOW + 1)
     assert states(store) == {"a": "watching", "b": "unwatched", "c": "done"}
-    assert ids(store.due_jobs(NOW + 100, 10)) == ["a"]
+    assert ids(store.claim_jobs(NOW + 100, 10)) == ["a"]
     [b] = store.jobs(job_id="b")
     assert b.next_poll_at is None
     assert store.jobs(state="unwatched") == [b]
 
 
-def test_job_back_in_the_config_is_watched_again(store: SqliteStore) -> None:
+def test_job_back_in_the_config_is_watched_again(store: Any) -> None:
     store.sync_config_jobs([spec("a"), spec("b")], NOW)
     store.sync_config_jobs([spec("a")], NOW + 1)
     store.sync_config_jobs([spec("a"), spec("b")], NOW + 2)
     assert states(store) == {"a": "watching", "b": "watching"}
-    assert "b" in ids(store.due_jobs(NOW + 2, 10))
+    assert "b" in ids(store.claim_jobs(NOW + 2, 10))
 
 
-def test_cli_watched_jobs_survive_config_syncs(store: SqliteStore) -> None:
+def test_cli_watched_jobs_survive_config_syncs(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
     watched = store.watch(spec("cli-job", name="by hand"), NOW + 1)
     assert (watched.source, watched.state) == ("cli", "watching")
@@ -167,7 +279,7 @@ def test_cli_watched_jobs_survive_config_syncs(store: SqliteStore) -> None:
     assert (job.state, job.source, job.name) == ("watching", "cli", "by hand")
 
 
-def test_operator_unwatch_is_not_undone_by_a_config_sync(store: SqliteStore) -> None:
+def test_operator_unwatch_is_not_undone_by_a_config_sync(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
     unwatched = store.unwatch("a")
     assert unwatched is not None and unwatched.state == "unwatched"
@@ -177,30 +289,39 @@ def test_operator_unwatch_is_not_undone_by_a_config_sync(store: SqliteStore) -> 
     assert store.watch(spec("a"), NOW + 2).state == "watching"
 
 
-def test_unwatch_unknown_and_done_jobs(store: SqliteStore) -> None:
+def test_unwatch_unknown_and_done_jobs(store: Any) -> None:
     assert store.unwatch("nope") is None
     store.sync_config_jobs([spec("a")], NOW)
-    store.apply_polls([update("a")])
+    poll(store, "a")
     done = store.unwatch("a")
     assert done is not None and done.state == "done"
 
 
-def test_poll_results_are_not_applied_to_a_job_unwatched_meanwhile(store: SqliteStore) -> None:
+def test_poll_results_are_not_applied_to_a_job_unwatched_meanwhile(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
+    job = claim_job(store, "a")
     store.unwatch("a")
-    store.apply_polls([update("a", delivered_event("a", "hook"), state="watching")])
+    created = store.apply_polls(
+        [update("a", delivered_event("a", "hook"), state="watching", lease=job.lease)]
+    )
     [job] = store.jobs()
     assert job.state == "unwatched"
     assert job.status is None
+    # the event it saw is not notified either: the operator asked to stop
+    assert (created, store.deliveries()) == (0, [])
 
 
 # --- the outbox ----------------------------------------------------------------------
 
 
-def test_poll_and_outbox_rows_are_written_together(store: SqliteStore) -> None:
+def test_poll_and_outbox_rows_are_written_together(store: Any) -> None:
     store.sync_config_jobs([spec("a"), spec("b")], NOW)
+    a, b = store.claim_jobs(NOW, 10)
     created = store.apply_polls(
-        [update("a", delivered_event("a", "hook", "mail")), update("b", state="watching")]
+        [
+            update("a", delivered_event("a", "hook", "mail"), lease=a.lease),
+            update("b", state="watching", lease=b.lease),
+        ]
     )
     assert created == 2
     assert states(store) == {"a": "done", "b": "watching"}
@@ -211,30 +332,31 @@ def test_poll_and_outbox_rows_are_written_together(store: SqliteStore) -> None:
     ]
     assert all(d.id.startswith("msg_") for d in rows)
     assert len({d.id for d in rows}) == 2
-    assert all(d.attempts == 0 and d.created_at == NOW for d in rows)
+    assert all(d.attempts == 0 and near(d.created_at) for d in rows)
     assert rows[0].payload == {"type": "job.delivered", "timestamp": "t", "data": {"job_id": "a"}}
     [job] = store.jobs(job_id="a")
     assert job.job == {"id": "a", "status": "DELIVERED", "progress": 100}
 
 
-def test_a_failing_transaction_leaves_neither_status_nor_outbox_rows(store: SqliteStore) -> None:
+def test_a_failing_transaction_leaves_neither_status_nor_outbox_rows(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
+    job = claim_job(store, "a")
     # A payload that cannot be serialised fails in the middle of the transaction.
     bad = NewEvent(event="job.delivered", payload={"x": object()}, callbacks=["hook"])
     with pytest.raises(TypeError):
-        store.apply_polls([update("a", delivered_event("a", "mail"), bad)])
+        store.apply_polls([update("a", delivered_event("a", "mail"), bad, lease=job.lease)])
     [job] = store.jobs()
     assert (job.state, job.status) == ("watching", None)
     assert store.deliveries() == []
 
 
-def test_one_row_per_job_callback_and_event(store: SqliteStore) -> None:
+def test_one_row_per_job_callback_and_event(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
-    assert store.apply_polls([update("a", delivered_event("a", "hook"), state="watching")]) == 1
-    again = update("a", delivered_event("a", "hook", "mail"), state="watching", at=NOW + 1)
-    assert store.apply_polls([again]) == 1  # only mail is new
+    assert poll(store, "a", delivered_event("a", "hook"), state="watching") == 1
+    again = delivered_event("a", "hook", "mail")
+    assert poll(store, "a", again, state="watching", at=NOW + 1) == 1  # only mail is new
     expired = NewEvent(event="job.expired", payload={}, callbacks=["hook"])
-    assert store.apply_polls([update("a", expired, state="watching", at=NOW + 2)]) == 1
+    assert poll(store, "a", expired, state="watching", at=NOW + 2) == 1
     keys = [(d.callback, d.event) for d in store.deliveries()]
     assert sorted(keys) == [
         ("hook", "job.delivered"),
@@ -243,90 +365,61 @@ def test_one_row_per_job_callback_and_event(store: SqliteStore) -> None:
     ]
 
 
-def test_unique_constraint_is_in_the_schema(store: SqliteStore) -> None:
-    store.sync_config_jobs([spec("a")], NOW)
-    store.apply_polls([update("a", delivered_event("a", "hook"))])
-    conn = sqlite3.connect(store.path)
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(
-            "INSERT INTO deliveries (id, job_id, callback, event, payload, state, created_at,"
-            " queued_at) VALUES ('msg_x', 'a', 'hook', 'job.delivered', '{}', 'pending', 0, 0)"
-        )
-    conn.close()
-
-
-def test_due_deliveries_per_callback_excluding_in_flight(store: SqliteStore) -> None:
+def test_a_claimed_delivery_is_not_handed_out_twice(store: Any) -> None:
+    """The delivery lanes pass the ids they are sending as ``exclude``; on PostgreSQL the
+    lease alone keeps the row from a second claim (of this daemon or any other)."""
     store.sync_config_jobs([spec("a"), spec("b")], NOW)
+    a, b = store.claim_jobs(NOW, 10)
     store.apply_polls(
         [
-            update("a", delivered_event("a", "hook", "mail")),
-            update("b", delivered_event("b", "hook")),
+            update("a", delivered_event("a", "hook", "mail"), lease=a.lease),
+            update("b", delivered_event("b", "hook"), lease=b.lease),
         ]
     )
-    hook = store.due_deliveries("hook", NOW, 10, [])
-    assert [d.job_id for d in hook] == ["a", "b"]
-    assert store.due_deliveries("hook", NOW - 1, 10, []) == []
-    assert [d.job_id for d in store.due_deliveries("hook", NOW, 10, [hook[0].id])] == ["b"]
-    assert len(store.due_deliveries("hook", NOW, 1, [])) == 1
-    assert [d.callback for d in store.due_deliveries("mail", NOW, 10, [])] == ["mail"]
+    assert store.claim_deliveries("hook", NOW - 1, 10, []) == []
+    [first] = store.claim_deliveries("hook", NOW, 1, [])
+    assert (first.job_id, first.callback) == ("a", "hook")
+    [second] = store.claim_deliveries("hook", NOW, 10, [first.id])
+    assert second.job_id == "b"
+    assert store.claim_deliveries("hook", NOW, 10, [first.id, second.id]) == []
+    assert [d.callback for d in store.claim_deliveries("mail", NOW, 10, [])] == ["mail"]
 
 
-def attempt(delivery_id: str, ok: bool, state: str, at: float, next_at: float | None) -> Attempt:
-    return Attempt(
-        delivery_id=delivery_id,
-        attempted_at=at,
-        duration=0.01,
-        ok=ok,
-        detail="HTTP 200" if ok else "HTTP 500",
-        state=state,
-        next_attempt_at=next_at,
-    )
-
-
-def test_attempts_move_a_delivery_through_its_states(store: SqliteStore) -> None:
+def test_attempts_move_a_delivery_through_its_states(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
-    store.apply_polls([update("a", delivered_event("a", "hook"))])
+    poll(store, "a", delivered_event("a", "hook"))
     [row] = store.deliveries()
-    store.record_attempt(attempt(row.id, False, "pending", NOW + 1, NOW + 5))
+    claimed = claim_delivery(store, row.id, "hook")
+    assert store.record_attempt(attempt(claimed, False, "pending", NOW + 1, NOW + 5))
     [row] = store.deliveries()
-    assert (row.state, row.attempts, row.last_error, row.next_attempt_at) == (
-        "pending",
-        1,
-        "HTTP 500",
-        NOW + 5,
-    )
-    assert store.due_deliveries("hook", NOW + 4, 10, []) == []
-    store.record_attempt(attempt(row.id, True, "delivered", NOW + 5, None))
+    assert (row.state, row.attempts, row.last_error) == ("pending", 1, "HTTP 500")
+    assert near(row.next_attempt_at, NOW + 5)
+    assert store.claim_deliveries("hook", NOW + 4, 10, []) == []
+    claimed = claim_delivery(store, row.id, "hook", NOW + 5)
+    assert store.record_attempt(attempt(claimed, True, "delivered", NOW + 5, None))
     [row] = store.deliveries()
-    assert (row.state, row.attempts, row.last_error, row.delivered_at) == (
-        "delivered",
-        2,
-        None,
-        NOW + 5,
-    )
-    assert store.due_deliveries("hook", NOW + 100, 10, []) == []
+    assert (row.state, row.attempts, row.last_error) == ("delivered", 2, None)
+    assert near(row.delivered_at, NOW + 5)
+    assert store.claim_deliveries("hook", NOW + 100, 10, []) == []
     assert [ok for _, _, ok, _ in store.attempts(row.id)] == [False, True]
     # a late attempt result cannot change a finished delivery
-    store.record_attempt(attempt(row.id, False, "dead", NOW + 6, None))
+    store.record_attempt(attempt(claimed, False, "dead", NOW + 6, None))
     [row] = store.deliveries()
     assert (row.state, row.attempts) == ("delivered", 2)
 
 
-def test_redeliver_queues_again_under_the_same_id(store: SqliteStore) -> None:
+def test_redeliver_queues_again_under_the_same_id(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
-    store.apply_polls([update("a", delivered_event("a", "hook"))])
+    poll(store, "a", delivered_event("a", "hook"))
     [row] = store.deliveries()
-    store.record_attempt(attempt(row.id, False, "dead", NOW + 1, None))
+    store.record_attempt(attempt(claim_delivery(store, row.id, "hook"), False, "dead", NOW, None))
     again = store.redeliver(row.id, NOW + 50)
     assert again is not None
-    assert (again.id, again.state, again.next_attempt_at, again.queued_at) == (
-        row.id,
-        "pending",
-        NOW + 50,
-        NOW + 50,
-    )
-    assert [d.id for d in store.due_deliveries("hook", NOW + 50, 10, [])] == [row.id]
-    store.record_attempt(attempt(row.id, True, "delivered", NOW + 51, None))
+    assert (again.id, again.state) == (row.id, "pending")
+    assert near(again.next_attempt_at, NOW + 50) and near(again.queued_at, NOW + 50)
+    claimed = store.claim_deliveries("hook", NOW + 50, 10, [])
+    assert ids(claimed) == [row.id]
+    assert store.record_attempt(attempt(claimed[0], True, "delivered", NOW + 51, None))
     delivered = store.redeliver(row.id, NOW + 60)
     assert delivered is not None
     assert (delivered.state, delivered.delivered_at) == ("pending", None)
@@ -334,11 +427,12 @@ def test_redeliver_queues_again_under_the_same_id(store: SqliteStore) -> None:
     assert store.redeliver("msg_unknown", NOW) is None
 
 
-def test_filters_and_counts(store: SqliteStore) -> None:
+def test_filters_and_counts(store: Any) -> None:
     store.sync_config_jobs([spec("a"), spec("b")], NOW)
-    store.apply_polls([update("a", delivered_event("a", "hook", "mail"))])
+    poll(store, "a", delivered_event("a", "hook", "mail"))
     [first, _] = store.deliveries()
-    store.record_attempt(attempt(first.id, True, "delivered", NOW + 1, None))
+    claimed = claim_delivery(store, first.id, first.callback)
+    store.record_attempt(attempt(claimed, True, "delivered", NOW + 1, None))
     assert len(store.deliveries(state="pending")) == 1
     assert len(store.deliveries(job_id="a")) == 2
     assert store.deliveries(job_id="b") == []
@@ -348,14 +442,221 @@ def test_filters_and_counts(store: SqliteStore) -> None:
         "jobs": {"done": 1, "watching": 1},
         "deliveries": {"delivered": 1, "pending": 1},
     }
-    assert store.oldest_pending() == NOW
+    assert store.pending_by_callback() == {"mail": 1}
+    assert near(store.oldest_pending())
 
 
-def test_threads_use_their_own_connections(store: SqliteStore) -> None:
+def test_pages_follow_the_cursor(store: Any) -> None:
+    store.sync_config_jobs([spec(f"j{n}") for n in range(5)], NOW)
+    first = store.jobs(limit=2)
+    rest = store.jobs(after=(first[-1].registered_at, first[-1].id))
+    assert ids(first) + ids(rest) == [f"j{n}" for n in range(5)]
+
+
+# --- bulk redelivery, stall state and occurrences (issue 11) --------------------------
+
+
+def outbox_at(store: Any) -> dict[str, Delivery]:
+    """Three jobs polled at NOW, NOW+100 and NOW+200, each notifying hook and mail; then
+    a's and b's hook deliveries dead, c's hook delivered, every mail one left pending.
+    Returns {"<job>-<callback>": delivery}."""
+    store.sync_config_jobs([spec("a"), spec("b"), spec("c")], NOW)
+    for offset, job in ((0, "a"), (100, "b"), (200, "c")):
+        poll(store, job, delivered_event(job, "hook", "mail"), at=NOW + offset)
+    claimed = {d.job_id: d for d in store.claim_deliveries("hook", NOW + 300, 10, [])}
+    for job, ok, state in (("a", False, "dead"), ("b", False, "dead"), ("c", True, "delivered")):
+        assert store.record_attempt(attempt(claimed[job], ok, state, NOW + 300, None))
+    return {f"{d.job_id}-{d.callback}": d for d in store.deliveries()}
+
+
+def test_redeliver_matching_filters_by_state_callback_job_and_creation_time(
+    store: Any, backend: Backend
+) -> None:
+    rows = outbox_at(store)
+
+    def matching(state: str, **filters: Any) -> list[str]:
+        found = store.redeliver_matching(state, NOW + 400, dry_run=True, **filters)
+        assert not found.queued
+        return sorted(f"{d.job_id}-{d.callback}" for d in found.deliveries)
+
+    assert matching("dead") == ["a-hook", "b-hook"]
+    assert matching("delivered") == ["c-hook"]
+    assert matching("pending", callback="mail") == ["a-mail", "b-mail", "c-mail"]
+    assert matching("dead", job_id="b") == ["b-hook"]
+    assert matching("dead", callback="mail") == []
+    # created at or after created_after, and before created_before
+    assert matching("dead", created_after=NOW + 50) == ["b-hook"]
+    assert matching("dead", created_after=NOW - 50, created_before=NOW + 50) == ["a-hook"]
+    assert matching("pending", created_after=NOW + 50, created_before=NOW + 150) == ["b-mail"]
+    assert matching("pending", created_after=NOW + 250) == []
+    if backend.kind == "sqlite":  # PostgreSQL maps times to its clock: not to the microsecond
+        assert matching("dead", created_after=NOW + 100) == ["b-hook"]
+        assert matching("dead", created_before=NOW + 100) == ["a-hook"]
+    # a dry run changed nothing
+    assert {f"{d.job_id}-{d.callback}": d for d in store.deliveries()} == rows
+
+
+def test_redeliver_matching_queues_every_match_again_under_the_same_ids(store: Any) -> None:
+    rows = outbox_at(store)
+    result = store.redeliver_matching("dead", NOW + 500, callback="hook")
+    assert result.queued
+    assert sorted(d.id for d in result.deliveries) == sorted([rows["a-hook"].id, rows["b-hook"].id])
+    for delivery in result.deliveries:
+        assert (delivery.state, delivery.delivered_at) == ("pending", None)
+        assert delivery.next_attempt_at == NOW + 500 and delivery.queued_at == NOW + 500
+    after = {f"{d.job_id}-{d.callback}": d for d in store.deliveries()}
+    for key in ("a-hook", "b-hook"):
+        assert (after[key].id, after[key].state, after[key].attempts) == (
+            rows[key].id,
+            "pending",
+            1,
+        )
+        assert near(after[key].next_attempt_at, NOW + 500) and near(after[key].queued_at, NOW + 500)
+        assert after[key].payload == rows[key].payload
+    assert after["c-hook"] == rows["c-hook"]  # other states are untouched
+    assert store.claim_deliveries("hook", NOW + 499, 10, []) == []
+    assert sorted(ids(store.claim_deliveries("hook", NOW + 500, 10, []))) == sorted(
+        [rows["a-hook"].id, rows["b-hook"].id]
+    )
+    # a delivered one comes back without its delivered_at; nothing matching is no error
+    [delivered] = store.redeliver_matching("delivered", NOW + 600, job_id="c").deliveries
+    [row] = store.deliveries(delivery_id=delivered.id)
+    assert (row.state, row.delivered_at) == ("pending", None)
+    assert store.redeliver_matching("dead", NOW + 700) == ([], True)
+    assert len(store.deliveries()) == 6
+
+
+def test_redeliver_matching_changes_nothing_when_more_than_at_most_match(store: Any) -> None:
+    rows = outbox_at(store)
+    refused = store.redeliver_matching("pending", NOW + 500, at_most=2)
+    assert not refused.queued and len(refused.deliveries) == 3
+    assert {f"{d.job_id}-{d.callback}": d for d in store.deliveries()} == rows
+    allowed = store.redeliver_matching("pending", NOW + 500, at_most=3)
+    assert allowed.queued and len(allowed.deliveries) == 3
+
+
+def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any) -> None:
+    store.sync_config_jobs([spec("a")], NOW)
+    job = claim_job(store, "a")
+    stalled = NewEvent(event="job.stalled", payload={"n": 1}, callbacks=["hook"], occurrence=1)
+    fired = replace(
+        update("a", stalled, state="watching", lease=job.lease),
+        changed_at=NOW - 60,
+        stalls=1,
+        stalled=True,
+    )
+    assert store.apply_polls([fired]) == 1
+    [job] = store.jobs()
+    assert near(job.changed_at, NOW - 60) and (job.stalls, job.stalled) == (1, True)
+    # the next stall of the same job is its own delivery
+    job = claim_job(store, "a", NOW + 1)
+    again = NewEvent(event="job.stalled", payload={"n": 2}, callbacks=["hook"], occurrence=2)
+    second = replace(
+        update("a", again, stalled, state="watching", at=NOW + 1, lease=job.lease),
+        changed_at=NOW - 30,
+        stalls=2,
+        stalled=True,
+    )
+    assert store.apply_polls([second]) == 1  # occurrence 1 is there already
+    rows = store.deliveries()
+    assert [(d.event, d.occurrence, d.payload) for d in rows] == [
+        ("job.stalled", 1, {"n": 1}),
+        ("job.stalled", 2, {"n": 2}),
+    ]
+    # watched again after expiring: the clock restarts, the count goes on
+    job = claim_job(store, "a", NOW + 2)
+    store.apply_polls([replace(update("a", state="expired", at=NOW + 2, lease=job.lease),
+                               changed_at=NOW - 30, stalls=2, stalled=True)])  # fmt: skip
+    store.watch(spec("a"), NOW + 3)
+    [job] = store.jobs()
+    assert (job.state, job.changed_at, job.stalls, job.stalled) == ("watching", None, 2, False)
+
+
+# --- instances and the rate cap ----------------------------------------------------------
+
+
+def test_heartbeat_lists_the_instance_until_it_retires(store: Any) -> None:
+    assert store.instances(NOW) == []
+    store.heartbeat(NOW)
+    store.heartbeat(NOW + 1)
+    [me] = store.instances(NOW + 2)
+    assert (me.name, me.version, me.alive) == ("test", "0", True)
+    assert near(me.started_at) and near(me.last_seen_at, NOW + 1)
+    [later] = store.instances(NOW + 1 + LEASE + 5)
+    assert not later.alive  # not seen within one lease
+    store.retire()
+    assert store.instances(NOW + 2) == []
+
+
+def test_a_store_opened_without_an_instance_does_not_heartbeat_or_claim(
+    store: Any, backend: Backend
+) -> None:
+    cli = backend.open(instance=None)
+    store.sync_config_jobs([spec("a")], NOW)
+    assert states(cli) == {"a": "watching"}  # it reads and writes the watch list
+    if backend.kind == "postgres":
+        with pytest.raises(StoreError):
+            cli.claim_jobs(NOW, 10)
+    else:
+        cli.heartbeat(NOW)  # nothing to record
+    assert cli.instances(NOW) == []
+
+
+def test_rate_limiter_allows_a_burst_then_the_rate(store: Any) -> None:
+    limiter = store.rate_limiter(5)
+    started = time.monotonic()
+    granted = sum(limiter.try_acquire() for _ in range(20))
+    refilled = 5 * (time.monotonic() - started)  # 20 calls take a few ms (more when busy)
+    assert 5 <= granted <= 5 + refilled + 1e-9  # the burst: one second's worth
+    assert limiter.acquire(threading.Event())  # and then one more, soon
+
+
+# --- SQLite only: the file ------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    db = SqliteStore(tmp_path / "state.db", INSTANCE)
+    yield db
+    db.close()
+
+
+def test_sqlite_creates_the_file_and_its_directory_with_wal(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "state.db"
+    store = SqliteStore(path)
+    try:
+        assert path.exists()
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"jobs", "deliveries", "attempts", "instances"} <= tables
+        conn.close()
+    finally:
+        store.close()
+
+
+def test_sqlite_corrupt_file_is_a_store_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database, just some junk bytes " * 200)
+    with pytest.raises(StoreError) as caught:
+        SqliteStore(path)
+    assert str(path) in str(caught.value)
+
+
+def test_sqlite_unusable_directory_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError) as caught:
+        SqliteStore(blocker / "state.db")
+    assert str(blocker / "state.db") in str(caught.value)
+
+
+def test_sqlite_threads_use_their_own_connections(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     store.sync_config_jobs([spec(f"j{i}") for i in range(8)], NOW)
     errors: list[BaseException] = []
 
-    def poll(job_id: str) -> None:
+    def apply(job_id: str) -> None:
         try:
             for n in range(20):
                 store.apply_polls(
@@ -364,10 +665,443 @@ def test_threads_use_their_own_connections(store: SqliteStore) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=poll, args=(f"j{i}",)) for i in range(8)]
+    threads = [threading.Thread(target=apply, args=(f"j{i}",)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     assert errors == []
     assert len(store.deliveries()) == 8 * 20
+
+
+def test_sqlite_claim_uses_the_partial_due_index(sqlite_store: SqliteStore) -> None:
+    """``INDEXED BY jobs_due``: the claim never scans or sorts every watched job."""
+    store = sqlite_store
+    store.sync_config_jobs([spec(f"j{i}") for i in range(50)], NOW)
+    statements: list[str] = []
+    conn = store._conn()
+    conn.set_trace_callback(statements.append)
+    try:
+        assert len(store.claim_jobs(NOW, 10)) == 10
+    finally:
+        conn.set_trace_callback(None)
+    [claim] = [sql for sql in statements if "FROM jobs" in sql]
+    plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {claim}"))
+    assert "INDEX jobs_due" in plan and "TEMP B-TREE" not in plan, plan
+
+
+# --- PostgreSQL only: several daemons on one database ------------------------------------
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[Callable[..., PostgresStore]]:
+    """``pg(name, lease=30.0)``: a store of its own instance on the test's database."""
+    opened: list[PostgresStore] = []
+
+    def open_store(name: str = "test", lease: float = LEASE, **kwargs: Any) -> PostgresStore:
+        store = PostgresStore(postgres_url, Instance(name, lease, "0"), lease=lease, **kwargs)
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+def outbox(pg: Callable[..., PostgresStore], job_ids: list[str], *callbacks: str) -> None:
+    """One pending delivery per job and callback, through a store of its own."""
+    writer = pg("writer")
+    writer.sync_config_jobs([spec(job_id) for job_id in job_ids], NOW)
+    jobs = writer.claim_jobs(NOW, len(job_ids))
+    assert len(jobs) == len(job_ids)
+    created = writer.apply_polls(
+        [update(job.id, delivered_event(job.id, *callbacks), lease=job.lease) for job in jobs]
+    )
+    assert created == len(job_ids) * len(callbacks)
+
+
+def race(*workers: Callable[[], None]) -> None:
+    """Run ``workers`` in threads released together; re-raise the first failure."""
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def run(worker: Callable[[], None]) -> None:
+        try:
+            barrier.wait(10)
+            worker()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    if errors:
+        raise errors[0]
+
+
+def test_pg_two_instances_never_claim_the_same_job(pg: Callable[..., PostgresStore]) -> None:
+    first, second = pg("first"), pg("second")
+    first.sync_config_jobs([spec(f"job-{n:03d}") for n in range(300)], NOW)
+    got: dict[str, list[WatchedJob]] = {"first": [], "second": []}
+
+    def claimer(store: PostgresStore, name: str) -> Callable[[], None]:
+        def work() -> None:
+            while batch := store.claim_jobs(NOW, 7):
+                got[name].extend(batch)
+
+        return work
+
+    race(claimer(first, "first"), claimer(second, "second"))
+    mine, theirs = set(ids(got["first"])), set(ids(got["second"]))
+    assert len(mine) == len(got["first"]) and len(theirs) == len(got["second"])
+    assert not mine & theirs
+    assert mine | theirs == {job.id for job in first.jobs()}
+    assert mine and theirs, "one store claimed everything: no race happened"
+    # each claim's write goes through; nothing is left to claim
+    assert first.apply_polls([update(j.id, lease=j.lease) for j in got["first"]]) == 0
+    assert second.apply_polls([update(j.id, lease=j.lease) for j in got["second"]]) == 0
+    assert first.counts()["jobs"] == {"done": 300}
+
+
+def test_pg_two_instances_never_claim_the_same_delivery(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    outbox(pg, [f"job-{n:03d}" for n in range(150)], "hook", "mail")
+    first, second = pg("first"), pg("second")
+    got: dict[str, list[Delivery]] = {"first": [], "second": []}
+
+    def claimer(store: PostgresStore, name: str) -> Callable[[], None]:
+        def work() -> None:
+            while True:
+                batch = [
+                    *store.claim_deliveries("hook", NOW, 4, []),
+                    *store.claim_deliveries("mail", NOW, 4, []),
+                ]
+                if not batch:
+                    return
+                got[name].extend(batch)
+
+        return work
+
+    race(claimer(first, "first"), claimer(second, "second"))
+    mine, theirs = set(ids(got["first"])), set(ids(got["second"]))
+    assert len(mine) == len(got["first"]) and len(theirs) == len(got["second"])
+    assert not mine & theirs
+    assert len(mine | theirs) == 300
+    assert mine and theirs, "one store claimed everything: no race happened"
+    for store, name in ((first, "first"), (second, "second")):
+        for row in got[name]:
+            assert store.record_attempt(attempt(row, True, "delivered", NOW, None))
+    assert first.counts()["deliveries"] == {"delivered": 300}
+
+
+def test_pg_a_claimed_job_waits_for_its_lease_and_owner_is_shown(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    first, second = pg("first"), pg("second")
+    first.heartbeat(NOW)
+    first.sync_config_jobs([spec("a"), spec("b")], NOW)
+    claimed = {job.id: job for job in first.claim_jobs(NOW, 10)}
+    assert {job.owner for job in claimed.values()} == {"first"}
+    assert second.claim_jobs(NOW + 5, 10) == []
+    assert {job.id: job.owner for job in second.jobs()} == {"a": "first", "b": "first"}
+    first.apply_polls([update("a", lease=claimed["a"].lease)])  # the write releases "a"
+    assert {job.id: job.owner for job in second.jobs()} == {"a": None, "b": "first"}
+    first.release_jobs([claimed["b"]])  # and a release gives "b" back at once
+    [b] = second.claim_jobs(NOW, 10)
+    assert b.id == "b" and b.lease > claimed["b"].lease
+
+
+def test_pg_a_write_after_the_lease_was_lost_changes_nothing(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    slow, other = pg("slow", lease=0.5), pg("other")
+    slow.sync_config_jobs([spec("a")], NOW)
+    [stale] = slow.claim_jobs(NOW, 10)
+    # The lease expires while "slow" is still polling; "other" takes the job over.
+    [fresh] = wait_until(lambda: other.claim_jobs(NOW, 10), 10)
+    assert fresh.lease > stale.lease
+    late = update("a", delivered_event("a", "hook"), lease=stale.lease)
+    assert slow.apply_polls([late]) == 0
+    [job] = other.jobs()
+    assert (job.state, job.status, job.last_polled_at) == ("watching", None, None)
+    assert other.deliveries() == []
+    # The same owner with an older token is refused too (it re-claimed meanwhile).
+    other.release_jobs([fresh])
+    [again] = slow.claim_jobs(NOW, 10)
+    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=stale.lease)]) == 0
+    assert other.deliveries() == []
+    # The current holder's write goes through, exactly once.
+    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=again.lease)]) == 1
+    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=again.lease)]) == 0
+    assert states(other) == {"a": "done"}
+    assert len(other.deliveries()) == 1
+
+
+def test_pg_an_attempt_after_the_lease_was_lost_is_not_recorded(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    outbox(pg, ["a"], "hook")
+    slow, other = pg("slow", lease=0.5), pg("other")
+    [stale] = slow.claim_deliveries("hook", NOW, 10, [])
+    [fresh] = wait_until(lambda: other.claim_deliveries("hook", NOW, 10, []), 10)
+    assert fresh.id == stale.id and fresh.lease > stale.lease
+    assert slow.record_attempt(attempt(stale, True, "delivered", NOW, None)) is False
+    [row] = other.deliveries()
+    assert (row.state, row.attempts, row.delivered_at) == ("pending", 0, None)
+    assert other.attempts(row.id) == []
+    assert other.record_attempt(attempt(fresh, True, "delivered", NOW + 1, None)) is True
+    assert [ok for _, _, ok, _ in other.attempts(row.id)] == [True]
+    assert other.deliveries()[0].state == "delivered"
+
+
+def test_pg_an_expired_lease_is_taken_over(pg: Callable[..., PostgresStore]) -> None:
+    crashed, survivor = pg("crashed", lease=0.5), pg("survivor", lease=0.5)
+    outbox(pg, ["a"], "hook")
+    crashed.sync_config_jobs([spec("b")], NOW)
+    [job] = crashed.claim_jobs(NOW, 10)
+    [row] = crashed.claim_deliveries("hook", NOW, 10, [])
+    claimed_at = time.monotonic()
+    assert survivor.claim_jobs(NOW, 10) == []
+    assert survivor.claim_deliveries("hook", NOW, 10, []) == []
+    # "crashed" never writes nor renews: within about a lease both are the survivor's.
+    [taken] = wait_until(lambda: survivor.claim_jobs(NOW, 10), 10, interval=0.05)
+    [sent] = wait_until(lambda: survivor.claim_deliveries("hook", NOW, 10, []), 10)
+    took = time.monotonic() - claimed_at
+    assert (taken.id, sent.id) == ("b", row.id)
+    assert 0.4 <= took < 0.5 + 3, took
+    assert survivor.apply_polls([update("b", lease=taken.lease)]) == 0
+    assert survivor.record_attempt(attempt(sent, True, "delivered", NOW, None))
+    assert crashed.apply_polls([update("b", state="expired", lease=job.lease)]) == 0
+    assert states(survivor) == {"a": "done", "b": "done"}
+
+
+def test_pg_renewal_keeps_the_lease(pg: Callable[..., PostgresStore]) -> None:
+    holder, other = pg("holder", lease=1.0), pg("other")
+    holder.sync_config_jobs([spec("a")], NOW)
+    [job] = holder.claim_jobs(NOW, 10)
+    until = time.monotonic() + 2.5
+    while time.monotonic() < until:  # renewing every third of a lease, as the daemon does
+        holder.renew_leases()
+        assert other.claim_jobs(NOW, 10) == []
+        time.sleep(0.3)
+    assert holder.apply_polls([update("a", lease=job.lease)]) == 0
+    assert states(other) == {"a": "done"}
+
+
+def test_pg_retire_gives_every_lease_back_at_once(pg: Callable[..., PostgresStore]) -> None:
+    outbox(pg, ["a", "b"], "hook")
+    leaving, staying = pg("leaving"), pg("staying")
+    leaving.sync_config_jobs([spec("c"), spec("d")], NOW)
+    leaving.heartbeat(NOW)
+    staying.heartbeat(NOW)
+    assert len(leaving.claim_jobs(NOW, 10)) == 2
+    assert len(leaving.claim_deliveries("hook", NOW, 10, [])) == 2
+    assert staying.claim_jobs(NOW, 10) == []
+    leaving.retire()
+    assert ids(staying.claim_jobs(NOW, 10)) == ["c", "d"]
+    assert len(staying.claim_deliveries("hook", NOW, 10, [])) == 2
+    assert [i.name for i in staying.instances(NOW)] == ["staying"]
+
+
+def test_pg_one_outbox_row_per_event_when_two_instances_record_it(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    job_ids = [f"job-{n:02d}" for n in range(40)]
+    first, second = pg("first"), pg("second")
+    first.sync_config_jobs([spec(job_id) for job_id in job_ids], NOW)
+    created = Counter[str]()
+
+    def recorder(store: PostgresStore, name: str) -> Callable[[], None]:
+        def work() -> None:
+            for round_ in range(5):  # every poll sees the job reach DELIVERED "again"
+                at = NOW + round_
+                while batch := store.claim_jobs(at, 5):
+                    updates = [
+                        JobUpdate(
+                            job_id=job.id,
+                            state="watching",
+                            status="DELIVERED",
+                            progress=100,
+                            job=None,
+                            polled_at=at,
+                            next_poll_at=at + 0.5,
+                            poll_interval=1.0,
+                            last_error=None,
+                            events=[delivered_event(job.id, "hook", "mail")],
+                            lease=job.lease,
+                        )
+                        for job in batch
+                    ]
+                    created[name] += store.apply_polls(updates)
+
+        return work
+
+    race(recorder(first, "first"), recorder(second, "second"))
+    rows = first.deliveries()
+    keys = Counter((d.job_id, d.callback, d.event) for d in rows)
+    assert len(keys) == 80 and set(keys.values()) == {1}
+    assert created["first"] + created["second"] == 80, created
+
+
+def test_pg_new_outbox_rows_wake_the_other_instances(pg: Callable[..., PostgresStore]) -> None:
+    writer, listener = pg("writer"), pg("listener")
+    woken = threading.Event()
+    listener.listen(woken.set)
+    wait_until(woken.is_set, 10, message="no wake-up after LISTEN")  # the catch-up sweep
+    woken.clear()
+    writer.sync_config_jobs([spec("a")], NOW)
+    poll(writer, "a", state="watching")  # no outbox row: no wake-up
+    assert not woken.wait(0.5)
+    poll(writer, "a", delivered_event("a", "hook"), at=NOW + 1)
+    assert woken.wait(10), "no wake-up for a new outbox row"
+    woken.clear()
+    [row] = writer.deliveries()
+    writer.redeliver(row.id, NOW + 2)
+    assert woken.wait(10), "no wake-up for a redelivery"
+
+
+def test_pg_migrations_run_once_when_daemons_start_together(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url, migrate=False) for _ in range(3)]
+    applied: list[int] = []
+    try:
+        race(*[lambda store=store: applied.append(store.migrate()) for store in stores])
+        steps = migrations("postgres")
+        assert sum(applied) == len(steps), applied  # each step by one of them
+        with psycopg.connect(postgres_url) as conn:
+            versions = conn.execute(
+                "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY 1"
+            ).fetchall()
+            limits = conn.execute("SELECT name FROM rate_limits").fetchall()
+        assert versions == [(number, 1) for number, _, _ in steps]
+        assert limits == [("datasaur",)]
+        assert all(store.migrate() == 0 for store in stores)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_pg_the_rate_cap_is_shared_by_all_instances(pg: Callable[..., PostgresStore]) -> None:
+    limiters = [pg("first").rate_limiter(5), pg("second").rate_limiter(5)]
+    granted: list[float] = []
+    lock = threading.Lock()
+    seconds = 2.0
+
+    def taker(limiter: Any) -> Callable[[], None]:
+        def work() -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if limiter.try_acquire():
+                    with lock:
+                        granted.append(time.monotonic())
+                time.sleep(0.005)
+
+        return work
+
+    started = time.monotonic()
+    race(*(taker(limiter) for limiter in limiters))
+    elapsed = time.monotonic() - started
+    # 5/s for the run, plus the burst of one second's worth (5), plus one at the edge.
+    print(f"shared limiter: {len(granted)} granted in {elapsed:.2f}s at 5/s for two stores")
+    assert len(granted) <= 5 * elapsed + 5 + 1, (len(granted), elapsed)
+    assert len(granted) >= 5 * seconds * 0.6, len(granted)  # and it does hand them out
+
+
+def test_pg_unreachable_database_is_a_store_error_without_the_password() -> None:
+    url = f"postgresql://notifier:hunter2secret@127.0.0.1:{free_port()}/state"
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url)
+    message = str(caught.value)
+    assert "127.0.0.1" in message and "hunter2secret" not in message, message
+    assert time.monotonic() - started < 10
+
+
+def test_pg_import_sqlite_copies_the_state_once(tmp_path: Path, postgres_url: str) -> None:
+    path = tmp_path / "old.db"
+    old = SqliteStore(path)
+    old.sync_config_jobs([spec("a", name="first"), spec("b", notify=["hook"]), spec("c")], NOW)
+    old.watch(spec("by-hand"), NOW + 1)
+    old.unwatch("c")
+    poll(old, "a", delivered_event("a", "hook", "mail"))
+    poll(old, "b", state="watching")
+    hook, mail = old.deliveries()
+    old.record_attempt(attempt(hook, False, "pending", NOW + 1, NOW + 2))
+    old.record_attempt(attempt(hook, True, "delivered", NOW + 2, None))
+    old.record_attempt(attempt(mail, False, "dead", NOW + 3, None))
+    expected_jobs, expected_deliveries = old.jobs(), old.deliveries()
+    expected_attempts = {d.id: old.attempts(d.id) for d in expected_deliveries}
+    old.close()
+
+    store = PostgresStore(postgres_url, INSTANCE)
+    try:
+        counts = store.import_sqlite(path)
+        assert (counts.jobs, counts.deliveries, counts.attempts) == (4, 2, 3)
+        assert (counts.skipped_jobs, counts.skipped_deliveries) == (0, 0)
+        assert store.jobs() == expected_jobs
+        assert store.deliveries() == expected_deliveries
+        assert {d.id: store.attempts(d.id) for d in expected_deliveries} == expected_attempts
+        before = store.counts()
+
+        again = store.import_sqlite(path)
+        assert (again.jobs, again.deliveries, again.attempts) == (0, 0, 0)
+        assert (again.skipped_jobs, again.skipped_deliveries) == (4, 2)
+        assert store.counts() == before
+        assert sum(len(store.attempts(d.id)) for d in expected_deliveries) == 3
+
+        # The imported rows are ordinary work: the watched ones are claimable, and an
+        # unwatched job stays unwatched across a config sync.
+        assert ids(store.claim_jobs(FAR, 10)) == ["b", "by-hand"]
+        store.sync_config_jobs([spec("a"), spec("b"), spec("c")], NOW + 10)
+        assert states(store)["c"] == "unwatched"
+    finally:
+        store.close()
+    source = SqliteStore(path)  # left as it was
+    try:
+        assert source.counts()["jobs"] == {"done": 1, "watching": 2, "unwatched": 1}
+    finally:
+        source.close()
+
+
+def test_pg_a_bulk_redelivery_wakes_the_other_instances(pg: Callable[..., PostgresStore]) -> None:
+    writer, listener = pg("writer"), pg("listener")
+    writer.sync_config_jobs([spec("a")], NOW)
+    poll(writer, "a", delivered_event("a", "hook"))
+    [row] = writer.claim_deliveries("hook", NOW, 10, [])
+    writer.record_attempt(attempt(row, False, "dead", NOW, None))
+    woken = threading.Event()
+    listener.listen(woken.set)
+    wait_until(woken.is_set, 10, message="no wake-up after LISTEN")  # the catch-up sweep
+    woken.clear()
+    assert not writer.redeliver_matching("dead", NOW + 1, dry_run=True).queued
+    assert not woken.wait(0.5)  # a dry run changes nothing and wakes nobody
+    assert writer.redeliver_matching("dead", NOW + 1).queued
+    assert woken.wait(10), "no wake-up for a bulk redelivery"
+
+
+def test_pg_import_sqlite_keeps_stall_state_and_occurrences(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    path = tmp_path / "old.db"
+    old = SqliteStore(path)
+    old.sync_config_jobs([spec("a")], NOW)
+    for n in (1, 2):
+        job = claim_job(old, "a", NOW + n)
+        event = NewEvent(event="job.stalled", payload={"n": n}, callbacks=["hook"], occurrence=n)
+        polled = update("a", event, state="watching", at=NOW + n, lease=job.lease)
+        old.apply_polls([replace(polled, changed_at=NOW - 60, stalls=n, stalled=True)])
+    expected_jobs, expected_deliveries = old.jobs(), old.deliveries()
+    old.close()
+    store = PostgresStore(postgres_url, INSTANCE)
+    try:
+        counts = store.import_sqlite(path)
+        assert (counts.jobs, counts.deliveries) == (1, 2)
+        assert store.jobs() == expected_jobs
+        assert [(j.stalls, j.stalled) for j in store.jobs()] == [(2, True)]
+        assert store.deliveries() == expected_deliveries
+        assert [d.occurrence for d in store.deliveries()] == [1, 2]
+    finally:
+        store.close()

@@ -335,6 +335,162 @@ def test_next_polls_spread_over_the_last_fifth_of_the_interval() -> None:
     assert max(offsets) - min(offsets) > 1
 
 
+# --- per-callback event filters and stalled jobs (issue 11) ---------------------------
+
+STALLING = PollingSettings(interval=10, max_interval=80, expire_after=0, stall_after=100)
+
+
+def filtered(job: WatchedJob, seen: Observation, filters: dict[str, tuple[str, ...]]) -> Any:
+    return decide(job, seen, NOW, POLLING, TARGETS, random.Random(0), filters)
+
+
+def test_an_events_filter_keeps_an_event_from_the_callbacks_that_do_not_take_it() -> None:
+    job = watched(status="IN_PROGRESS", progress=50)
+    only_failures = {"mail": ("job.failed",)}
+    delivered = filtered(job, Observation(job=datasaur_job("DELIVERED", 100)), only_failures)
+    assert [list(e.callbacks) for e in delivered.events] == [["hook"]]
+    failed = filtered(job, Observation(job=datasaur_job("FAILED", 100)), only_failures)
+    assert [list(e.callbacks) for e in failed.events] == [["hook", "mail"]]
+
+
+def test_an_events_filter_applies_to_expiry_too() -> None:
+    job = watched(registered_at=NOW - 5000, status="IN_PROGRESS", progress=5)
+    update = filtered(job, Observation(found=False), {"hook": ("job.failed",)})
+    assert update.state == "expired"
+    [event] = update.events
+    assert (event.event, list(event.callbacks)) == ("job.expired", ["mail"])
+
+
+def test_a_filter_on_a_callback_the_job_does_not_notify_changes_nothing() -> None:
+    job = watched(notify=["hook"])
+    update = decide(
+        job,
+        Observation(job=datasaur_job("DELIVERED", 100)),
+        NOW,
+        POLLING,
+        ["hook"],
+        random.Random(0),
+        {"mail": ("job.failed",)},
+    )
+    assert list(update.events[0].callbacks) == ["hook"]
+
+
+def stall_poll(job: WatchedJob, seen: Observation, now: float = NOW, **kw: Any) -> Any:
+    return decide(job, seen, now, STALLING, TARGETS, random.Random(0), kw.get("filters"))
+
+
+def test_the_first_answer_starts_the_stall_clock() -> None:
+    update = stall_poll(watched(), Observation(job=datasaur_job("QUEUED", 0)))
+    assert (update.changed_at, update.stalls, update.stalled, update.events) == (NOW, 0, False, [])
+    # a job that was watched before stall tracking existed: its clock starts now too
+    known = watched(status="IN_PROGRESS", progress=50, poll_interval=80)
+    update = stall_poll(known, Observation(job=datasaur_job("IN_PROGRESS", 50)))
+    assert (update.changed_at, update.events) == (NOW, [])
+
+
+def test_a_job_unchanged_for_stall_after_fires_job_stalled_once() -> None:
+    job = watched(status="IN_PROGRESS", progress=50, poll_interval=80, changed_at=NOW - 99)
+    assert stall_poll(job, Observation(job=datasaur_job("IN_PROGRESS", 50))).events == []
+    job = watched(status="IN_PROGRESS", progress=50, poll_interval=80, changed_at=NOW - 130)
+    update = stall_poll(job, Observation(job=datasaur_job("IN_PROGRESS", 50)))
+    assert (update.state, update.changed_at, update.stalls, update.stalled) == (
+        "watching",
+        NOW - 130,
+        1,
+        True,
+    )
+    [event] = update.events
+    assert (event.event, event.occurrence, list(event.callbacks)) == (
+        "job.stalled",
+        1,
+        ["hook", "mail"],
+    )
+    data = event.payload["data"]
+    assert event.payload["type"] == "job.stalled"
+    assert data["stalled_for_s"] == 130
+    assert data["stalled_since"] == isoformat(NOW - 130)
+    assert (data["status"], data["previous_status"], data["progress"]) == ("IN_PROGRESS",) * 2 + (
+        50,
+    )
+    # the next poll of the same stall adds nothing
+    again = watched(
+        status="IN_PROGRESS",
+        progress=50,
+        poll_interval=80,
+        changed_at=NOW - 130,
+        stalls=1,
+        stalled=True,
+    )
+    later = stall_poll(again, Observation(job=datasaur_job("IN_PROGRESS", 50)), NOW + 500)
+    assert (later.events, later.stalls, later.stalled) == ([], 1, True)
+
+
+def test_a_job_that_moves_and_stalls_again_fires_a_second_occurrence() -> None:
+    stalled = watched(
+        status="IN_PROGRESS",
+        progress=50,
+        poll_interval=80,
+        changed_at=NOW - 500,
+        stalls=1,
+        stalled=True,
+    )
+    moved = stall_poll(stalled, Observation(job=datasaur_job("IN_PROGRESS", 60)))
+    assert (moved.changed_at, moved.stalls, moved.stalled, moved.events) == (NOW, 1, False, [])
+    quiet = watched(
+        status="IN_PROGRESS",
+        progress=60,
+        poll_interval=10,
+        changed_at=NOW,
+        stalls=1,
+        stalled=False,
+    )
+    update = stall_poll(quiet, Observation(job=datasaur_job("IN_PROGRESS", 60)), NOW + 100)
+    [event] = update.events
+    assert (event.event, event.occurrence, update.stalls) == ("job.stalled", 2, 2)
+    assert event.payload["data"]["stalled_for_s"] == 100
+
+
+def test_no_stall_without_an_answer_after_the_end_or_with_stall_after_zero() -> None:
+    old = {"status": "IN_PROGRESS", "progress": 50, "poll_interval": 80, "changed_at": NOW - 500}
+    for seen in (Observation(error="boom"), Observation(found=False)):
+        update = stall_poll(watched(**old), seen)
+        assert (update.events, update.stalled, update.changed_at) == ([], False, NOW - 500)
+    done = stall_poll(
+        watched(**old), Observation(job=datasaur_job("IN_PROGRESS", 50) | {"status": "FAILED"})
+    )
+    assert [e.event for e in done.events] == ["job.failed"]
+    off = decide(
+        watched(**old),
+        Observation(job=datasaur_job("IN_PROGRESS", 50)),
+        NOW,
+        POLLING,
+        TARGETS,
+        random.Random(0),
+    )
+    assert off.events == [] and not off.stalled
+
+
+def test_job_stalled_goes_through_the_events_filters() -> None:
+    job = watched(status="IN_PROGRESS", progress=50, poll_interval=80, changed_at=NOW - 500)
+    update = stall_poll(
+        job, Observation(job=datasaur_job("IN_PROGRESS", 50)), filters={"hook": ("job.failed",)}
+    )
+    assert [(e.event, list(e.callbacks)) for e in update.events] == [("job.stalled", ["mail"])]
+
+
+def test_describe_a_stall() -> None:
+    payload = build_payload(
+        "job.stalled",
+        job_id="AutoLabelQueue:1",
+        name="batch 12",
+        job=datasaur_job("IN_PROGRESS", 40),
+        previous_status="IN_PROGRESS",
+        observed_at=NOW,
+        extra={"stalled_for_s": 7300.0, "stalled_since": isoformat(NOW - 7300)},
+    )
+    assert describe(payload) == "batch 12: STALLED (IN_PROGRESS, no change for 2h)"
+
+
 # --- events --------------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ Progress:  {{ progress if progress is not none else "-" }}
 Result id: {{ result_id or "-" }}
 Errors:    {{ errors | tojson if errors else "none" }}
 Observed:  {{ observed_at }}
+{% if stalled_for_s is defined -%}
+Stalled:   no change since {{ stalled_since }} ({{ stalled_for_s | round | int }}s)
+{% endif -%}
 """
 
 ALERT_BODY = """\

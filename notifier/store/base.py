@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,6 +53,11 @@ class WatchedJob:
     callback_url: str | None = None
     owner: str | None = None
     lease: int = 0
+    # Stall tracking: when status or progress last changed (as first observed), how many
+    # times the job stalled, and whether its current stall was already notified.
+    changed_at: float | None = None
+    stalls: int = 0
+    stalled: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class JobUpdate:
     last_error: str | None
     events: Sequence[NewEvent] = field(default=())
     lease: int = 0
+    changed_at: float | None = None
+    stalls: int = 0
+    stalled: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ class Delivery:
     delivered_at: float | None
     target_url: str | None = None
     lease: int = 0
+    occurrence: int = 0  # the n-th time its event happened to the job (stalls)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,17 @@ class Attempt:
     state: str
     next_attempt_at: float | None
     lease: int = 0
+
+
+class BulkRedelivery(NamedTuple):
+    """What ``redeliver_matching`` found, and whether it queued them again.
+
+    ``queued`` is False for a dry run and when more than ``at_most`` matched (then
+    nothing changed); the deliveries are as they are after the call.
+    """
+
+    deliveries: list[Delivery]
+    queued: bool
 
 
 class AttemptRecord(NamedTuple):
@@ -255,6 +275,18 @@ class Store(Protocol):
     def record_attempt(self, attempt: Attempt) -> bool: ...
     def attempts(self, delivery_id: str) -> list[AttemptRecord]: ...
     def redeliver(self, delivery_id: str, now: float) -> Delivery | None: ...
+    def redeliver_matching(
+        self,
+        state: str,
+        now: float,
+        *,
+        callback: str | None = None,
+        job_id: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        dry_run: bool = False,
+        at_most: int | None = None,
+    ) -> BulkRedelivery: ...
     def jobs(
         self,
         state: str | None = None,
@@ -269,10 +301,12 @@ class Store(Protocol):
         delivery_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        callback: str | None = None,
     ) -> list[Delivery]: ...
     def counts(self) -> dict[str, dict[str, int]]: ...
     def oldest_pending(self) -> float | None: ...
     def pending_by_callback(self) -> dict[str, int]: ...
+    def dead_by_callback(self) -> dict[str, int]: ...
     def note_attempt(
         self, callback: str, ok: bool, detail: str, pause_after: int, now: float
     ) -> HealthChange | None: ...
@@ -331,12 +365,16 @@ def new_delivery_id() -> str:
 # Both backends select these columns in this order, so one decoder serves both.
 JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, status, progress, job, registered_at, "
-    "last_polled_at, next_poll_at, poll_interval, last_error, callback_url"
+    "last_polled_at, next_poll_at, poll_interval, last_error, callback_url, "
+    "changed_at, stalls, stalled"
 )
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
-    "queued_at, next_attempt_at, delivered_at, target_url"
+    "queued_at, next_attempt_at, delivered_at, target_url, occurrence"
 )
+# How many columns those are: a query that selects more after them reads them from here.
+JOB_WIDTH = len(JOB_COLUMNS.split(","))
+DELIVERY_WIDTH = len(DELIVERY_COLUMNS.split(","))
 JOB_STATES = ("watching", "done", "expired", "unwatched")
 DELIVERY_STATES = ("pending", "delivered", "dead")
 
@@ -376,6 +414,9 @@ def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> Wat
         callback_url=row[14],
         owner=owner,
         lease=lease,
+        changed_at=row[15],
+        stalls=row[16],
+        stalled=bool(row[17]),
     )
 
 
@@ -396,7 +437,17 @@ def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:
         delivered_at=row[11],
         target_url=row[12],
         lease=lease,
+        occurrence=row[13],
     )
+
+
+def requeued(deliveries: Iterable[Delivery], now: float) -> list[Delivery]:
+    """``deliveries`` as a redelivery leaves them: pending, due ``now``, queued ``now``."""
+    return [
+        replace(d, state="pending", next_attempt_at=now, queued_at=now,
+                            delivered_at=None)
+        for d in deliveries
+    ]  # fmt: skip
 
 
 def spec_columns(spec: JobSpec) -> tuple[str | None, str]:

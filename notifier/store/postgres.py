@@ -36,14 +36,17 @@ from notifier.config import JobSpec
 from notifier.ratelimit import WaitingLimiter
 from notifier.store.base import (
     DELIVERY_COLUMNS,
+    DELIVERY_WIDTH,
     HEALTH_COLUMNS,
     JOB_COLUMNS,
+    JOB_WIDTH,
     PRUNABLE_JOBS,
     PRUNE_BATCH,
     PRUNE_BATCHES,
     UPSERT_SET,
     Attempt,
     AttemptRecord,
+    BulkRedelivery,
     CallbackHealth,
     Cursor,
     Delivery,
@@ -64,6 +67,7 @@ from notifier.store.base import (
     migrations,
     new_delivery_id,
     payload_text,
+    requeued,
     spec_columns,
     target_url,
 )
@@ -303,7 +307,8 @@ class PostgresStore:
         conn.execute(
             f"""
             UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = {AT},
-                            next_poll_at = {AT}, poll_interval = NULL, last_error = NULL
+                            next_poll_at = {AT}, poll_interval = NULL, last_error = NULL,
+                            changed_at = NULL, stalled = false
             WHERE id = ANY(%s) AND (state = 'expired' AND %s = 'operator'
                                     OR state = 'unwatched' AND unwatched_by IN ('config', %s))
             """,
@@ -363,7 +368,7 @@ class PostgresStore:
         owner = self._owner()
         rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease))
         rows.sort(key=lambda row: (row[11], row[0]))
-        return [job_row(row, owner=owner.name, lease=row[15]) for row in rows]
+        return [job_row(row, owner=owner.name, lease=row[JOB_WIDTH]) for row in rows]
 
     def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
         """Give claimed jobs back at once (e.g. no request token was free)."""
@@ -382,13 +387,14 @@ class PostgresStore:
         """
         owner = self._owner().id
         updates = sorted(updates, key=lambda u: u.job_id)
-        base = time.time()
         with self._transaction() as conn, conn.cursor() as cur:
+            base = time.time()  # after BEGIN: a time written is never later than asked
             cur.executemany(
                 f"""
                 UPDATE jobs SET state = %s, status = %s, progress = %s, job = %s,
                     last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s,
-                    last_error = %s, lease_owner = NULL, lease_until = NULL
+                    last_error = %s, changed_at = {AT}, stalls = %s, stalled = %s,
+                    lease_owner = NULL, lease_until = NULL
                 WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s
                 RETURNING id
                 """,
@@ -402,6 +408,9 @@ class PostgresStore:
                         at(u.next_poll_at, base),
                         u.poll_interval,
                         u.last_error,
+                        at(u.changed_at, base),
+                        u.stalls,
+                        u.stalled,
                         u.job_id,
                         owner,
                         u.lease,
@@ -470,7 +479,7 @@ class PostgresStore:
             """,
             (state, state, job_id, job_id, start, start, start_id, limit),
         )
-        return [job_row(row, owner=row[15]) for row in rows]
+        return [job_row(row, owner=row[JOB_WIDTH]) for row in rows]
 
     # --- the outbox ---------------------------------------------------------------------
 
@@ -483,7 +492,7 @@ class PostgresStore:
             _CLAIM_DELIVERIES, (callback, at(now), list(exclude), limit, owner.id, self.lease)
         )
         rows.sort(key=lambda row: (row[10], row[0]))
-        return [delivery_row(row, lease=row[13]) for row in rows]
+        return [delivery_row(row, lease=row[DELIVERY_WIDTH]) for row in rows]
 
     def record_attempt(self, attempt: Attempt) -> bool:
         """Store an attempt and its delivery's new state, if the lease still holds."""
@@ -538,6 +547,55 @@ class PostgresStore:
         found = self.deliveries(delivery_id=delivery_id)
         return found[0] if found else None
 
+    def redeliver_matching(
+        self,
+        state: str,
+        now: float,
+        *,
+        callback: str | None = None,
+        job_id: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        dry_run: bool = False,
+        at_most: int | None = None,
+    ) -> BulkRedelivery:
+        """Queue again, in one transaction, every delivery in ``state`` matching the
+        filters (created at or after ``created_after``, before ``created_before``).
+
+        The matching rows are locked while they are counted, so a delivery that starts
+        matching meanwhile is neither queued nor counted. Nothing changes on a dry run
+        or when more than ``at_most`` match.
+        """
+        with self._transaction() as conn:
+            base = time.time()  # after BEGIN, like apply_polls
+            rows = conn.execute(
+                f"""
+                SELECT {DELIVERY_COLUMNS} FROM deliveries
+                WHERE state = %s AND (%s::text IS NULL OR callback = %s)
+                  AND (%s::text IS NULL OR job_id = %s)
+                  AND (%s::float8 IS NULL OR created_at >= {AT})
+                  AND (%s::float8 IS NULL OR created_at < {AT})
+                ORDER BY created_at, id
+                FOR UPDATE
+                """,
+                (state, callback, callback, job_id, job_id,
+                 created_after, at(created_after, base), created_before, at(created_before, base)),
+            ).fetchall()  # fmt: skip
+            found = [delivery_row(row) for row in rows]
+            if dry_run or (at_most is not None and len(found) > at_most):
+                return BulkRedelivery(found, queued=False)
+            conn.execute(
+                f"""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = {AT}, queued_at = {AT},
+                                      delivered_at = NULL
+                WHERE id = ANY(%s)
+                """,
+                (at(now, base), at(now, base), [d.id for d in found]),
+            )
+            if found:
+                conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return BulkRedelivery(requeued(found, now), queued=True)
+
     def deliveries(
         self,
         state: str | None = None,
@@ -545,6 +603,7 @@ class PostgresStore:
         delivery_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        callback: str | None = None,
     ) -> list[Delivery]:
         """The outbox, optionally filtered, oldest first."""
         start, start_id = after or (None, None)
@@ -552,12 +611,15 @@ class PostgresStore:
             f"""
             SELECT {DELIVERY_COLUMNS} FROM deliveries
             WHERE (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR job_id = %s)
-              AND (%s::text IS NULL OR id = %s)
+              AND (%s::text IS NULL OR id = %s) AND (%s::text IS NULL OR callback = %s)
               AND (%s::float8 IS NULL OR (created_at, id) > (%s, %s))
             ORDER BY created_at, id
             LIMIT %s
             """,
-            (state, state, job_id, job_id, delivery_id, delivery_id, start, start, start_id, limit),
+            (
+                *(state, state, job_id, job_id, delivery_id, delivery_id, callback, callback),
+                *(start, start, start_id, limit),
+            ),
         )
         return [delivery_row(row) for row in rows]
 
@@ -585,6 +647,14 @@ class PostgresStore:
             self._query(
                 "SELECT callback, count(*) FROM deliveries WHERE state = 'pending'"
                 " GROUP BY callback"
+            )
+        )
+
+    def dead_by_callback(self) -> dict[str, int]:
+        """Dead deliveries per callback name."""
+        return dict(
+            self._query(
+                "SELECT callback, count(*) FROM deliveries WHERE state = 'dead' GROUP BY callback"
             )
         )
 
@@ -787,7 +857,7 @@ class PostgresStore:
             cur.executemany(
                 f"""
                 INSERT INTO jobs ({_IMPORTED_JOB_COLUMNS})
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                VALUES ({_marks(_IMPORTED_JOB_COLUMNS)})
                 ON CONFLICT (id) DO NOTHING RETURNING id
                 """,
                 source.jobs,
@@ -797,7 +867,7 @@ class PostgresStore:
             cur.executemany(
                 f"""
                 INSERT INTO deliveries ({DELIVERY_COLUMNS})
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                VALUES ({_marks(DELIVERY_COLUMNS)})
                 ON CONFLICT DO NOTHING RETURNING id
                 """,
                 source.deliveries,
@@ -897,8 +967,14 @@ class _SqliteRows:
 
 _IMPORTED_JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, unwatched_by, status, progress, job,"
-    " registered_at, last_polled_at, next_poll_at, poll_interval, last_error, callback_url"
+    " registered_at, last_polled_at, next_poll_at, poll_interval, last_error, callback_url,"
+    " changed_at, stalls, stalled"
 )
+
+
+def _marks(columns: str) -> str:
+    """One ``%s`` per column."""
+    return ", ".join("%s" for _ in columns.split(","))
 
 
 def _select(conn: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
@@ -916,8 +992,14 @@ def _read_sqlite(path: Path) -> _SqliteRows:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            jobs = _select(conn, "jobs", _IMPORTED_JOB_COLUMNS)
-            deliveries = _select(conn, "deliveries", DELIVERY_COLUMNS)
+            # An older schema has no stall columns or occurrences: their defaults.
+            jobs = [
+                (*row[:-2], row[-2] or 0, bool(row[-1]))
+                for row in _select(conn, "jobs", _IMPORTED_JOB_COLUMNS)
+            ]
+            deliveries = [
+                (*row[:-1], row[-1] or 0) for row in _select(conn, "deliveries", DELIVERY_COLUMNS)
+            ]
             attempts = [
                 (*row[:3], bool(row[3]), row[4])
                 for row in _select(

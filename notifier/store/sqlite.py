@@ -27,6 +27,7 @@ from notifier.store.base import (
     UPSERT_SET,
     Attempt,
     AttemptRecord,
+    BulkRedelivery,
     CallbackHealth,
     Cursor,
     Delivery,
@@ -46,6 +47,7 @@ from notifier.store.base import (
     migrations,
     new_delivery_id,
     payload_text,
+    requeued,
     spec_columns,
     target_url,
 )
@@ -181,7 +183,8 @@ class SqliteStore:
         conn.execute(
             """
             UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = ?,
-                            next_poll_at = ?, poll_interval = NULL, last_error = NULL
+                            next_poll_at = ?, poll_interval = NULL, last_error = NULL,
+                            changed_at = NULL, stalled = 0
             WHERE id = ? AND (state = 'expired' AND ? = 'operator'
                               OR state = 'unwatched' AND unwatched_by IN ('config', ?))
             """,
@@ -257,12 +260,13 @@ class SqliteStore:
         """
         sql = """
             UPDATE jobs SET state = ?, status = ?, progress = ?, job = ?,
-                last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?
+                last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?,
+                changed_at = ?, stalls = ?, stalled = ?
             WHERE id = ? AND state = 'watching'
         """
         rows = [
             (u.state, u.status, u.progress, dumps(u.job), u.polled_at, u.next_poll_at,
-             u.poll_interval, u.last_error, u.job_id)
+             u.poll_interval, u.last_error, u.changed_at, u.stalls, int(u.stalled), u.job_id)
             for u in updates
         ]  # fmt: skip
         created = 0
@@ -373,6 +377,46 @@ class SqliteStore:
         found = self.deliveries(delivery_id=delivery_id)
         return found[0] if found else None
 
+    def redeliver_matching(
+        self,
+        state: str,
+        now: float,
+        *,
+        callback: str | None = None,
+        job_id: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        dry_run: bool = False,
+        at_most: int | None = None,
+    ) -> BulkRedelivery:
+        """Queue again, in one transaction, every delivery in ``state`` matching the
+        filters (created at or after ``created_after``, before ``created_before``).
+
+        Nothing changes on a dry run or when more than ``at_most`` match.
+        """
+        where, params = _filters(state=state, callback=callback, job_id=job_id)
+        if created_after is not None:
+            where, params = f"{where} AND created_at >= ?", [*params, created_after]
+        if created_before is not None:
+            where, params = f"{where} AND created_at < ?", [*params, created_before]
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id",
+                params,
+            ).fetchall()
+            found = [delivery_row(row) for row in rows]
+            if dry_run or (at_most is not None and len(found) > at_most):
+                return BulkRedelivery(found, queued=False)
+            conn.execute(
+                f"""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, queued_at = ?,
+                                      delivered_at = NULL
+                {where}
+                """,
+                [now, now, *params],
+            )
+        return BulkRedelivery(requeued(found, now), queued=True)
+
     def deliveries(
         self,
         state: str | None = None,
@@ -380,9 +424,10 @@ class SqliteStore:
         delivery_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        callback: str | None = None,
     ) -> list[Delivery]:
         """The outbox, optionally filtered, oldest first (then by id)."""
-        where, params = _filters(state=state, job_id=job_id, id=delivery_id)
+        where, params = _filters(state=state, job_id=job_id, id=delivery_id, callback=callback)
         where, params = _after(where, params, "created_at", after)
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id LIMIT ?",
@@ -412,6 +457,13 @@ class SqliteStore:
         """Pending deliveries per callback name."""
         rows = self._query(
             "SELECT callback, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY callback"
+        )
+        return dict(rows)
+
+    def dead_by_callback(self) -> dict[str, int]:
+        """Dead deliveries per callback name."""
+        rows = self._query(
+            "SELECT callback, COUNT(*) FROM deliveries WHERE state = 'dead' GROUP BY callback"
         )
         return dict(rows)
 
