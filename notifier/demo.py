@@ -11,6 +11,7 @@ import base64
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,8 +49,14 @@ JOBS: list[tuple[str, str, list[tuple[float, str, int]]]] = [
 ]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _config(
-    sim: DatasaurSimulator, receiver: WebhookReceiver, secret: str, state: Path
+    sim: DatasaurSimulator, receiver: WebhookReceiver, secret: str, state: Path, api_port: int
 ) -> dict[str, Any]:
     return {
         "datasaur": {
@@ -65,6 +72,10 @@ def _config(
             "demo-hook": {"type": "webhook", "url": receiver.url + "/hook", "secret": secret}
         },
         "jobs": [{"id": job_id, "name": name} for job_id, name, _ in JOBS],
+        "api": {
+            "listen": f"127.0.0.1:{api_port}",
+            "tokens": [{"name": "demo", "token": "${DEMO_API_TOKEN}", "scope": "write"}],
+        },
     }
 
 
@@ -88,10 +99,17 @@ def _announce(started: float) -> Callable[[ReceivedWebhook], None]:
     return show
 
 
-def run_demo() -> int:
-    """Run the demo; 0 once every notification arrived with a valid signature."""
+def run_demo(keep: bool = False) -> int:
+    """Run the demo; 0 once every notification arrived with a valid signature.
+
+    With ``keep``, the daemon (and its status page) stays up after that until SIGINT or
+    SIGTERM, so the page can be looked at.
+    """
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     client_secret = secrets.token_urlsafe(16)
+    api_token = secrets.token_urlsafe(32)  # one-time: this run's only token
+    api_port = _free_port()
+    page = f"http://127.0.0.1:{api_port}/"
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="datasaur-notifier-demo-") as tmp,
@@ -102,13 +120,14 @@ def run_demo() -> int:
             sim.script_job(job_id, [(float(t), status, p) for t, status, p in steps])
         config_path = Path(tmp) / "config.yaml"
         config_path.write_text(
-            yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db"))
+            yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db", api_port))
         )
         config_path.chmod(0o600)
         receiver.on_receive = _announce(started)
         print(f"Datasaur simulator on {sim.url}; webhook receiver on {receiver.url}")
+        print(f"Status page: {page} (token for this run only: {api_token})")
         print(f"Watching {len(JOBS)} jobs: 3 will be DELIVERED, 1 will FAIL.\n", flush=True)
-        env = {**os.environ, "DEMO_CLIENT_SECRET": client_secret}
+        env = {**os.environ, "DEMO_CLIENT_SECRET": client_secret, "DEMO_API_TOKEN": api_token}
         daemon = subprocess.Popen(
             [sys.executable, "-m", "notifier", "-c", str(config_path), "run"],
             stderr=subprocess.PIPE,
@@ -120,12 +139,34 @@ def run_demo() -> int:
         relay.start()
         try:
             ok = _wait_for_all(receiver, daemon)
+            if keep:
+                _stay_up(daemon, page, api_token)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(30)
             relay.join(5)
         _summary(config_path, env, ok)
     return 0 if ok else 1
+
+
+def _stay_up(daemon: subprocess.Popen[str], page: str, api_token: str) -> None:
+    """Keep the daemon running until SIGINT (Ctrl-C) or SIGTERM, or until it exits."""
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        print(
+            f"\nThe daemon stays up: open {page} and sign in with {api_token}"
+            "\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        while daemon.poll() is None and not stop.wait(0.2):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _wait_for_all(receiver: WebhookReceiver, daemon: subprocess.Popen[str]) -> bool:

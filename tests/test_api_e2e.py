@@ -259,6 +259,7 @@ def test_openapi_document_validates_and_lists_every_endpoint(
         ("/v1/jobs/{job_id}", "delete"),
         ("/v1/deliveries", "get"),
         ("/v1/deliveries/{delivery_id}/redeliver", "post"),
+        ("/v1/callbacks", "get"),
         ("/v1/openapi.json", "get"),
         ("/healthz", "get"),
     }

@@ -22,7 +22,7 @@ import falcon
 from pydantic import BaseModel, ValidationError
 
 from notifier import callback_urls
-from notifier.api import models
+from notifier.api import models, static
 from notifier.config import ApiSettings, JobSpec, key_path, unknown_callback
 from notifier.events import JobStatus
 from notifier.metrics import Health
@@ -36,6 +36,19 @@ MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0
 MAX_TRACKED_ADDRESSES = 10_000
 JOB_FIELDS = ("name", "notify", "on_status", "callback_url")
+# Every answer of the listener (page, files, JSON, errors): no inline script, no framing,
+# no sniffing, no referrer, nothing fetched from another site.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 class ApiError(Exception):
@@ -231,9 +244,13 @@ class Api:
             raise ApiError(404, f"no job {job_id!r}")
         document = job_json(found[0])
         document["deliveries"] = [
-            delivery_document(d) for d in self.store.deliveries(job_id=job_id)
+            {**delivery_document(d), "history": self._history(d.id)}
+            for d in self.store.deliveries(job_id=job_id)
         ]
         resp.media = {"job": document}
+
+    def _history(self, delivery_id: str) -> list[dict[str, Any]]:
+        return [attempt_document(a) for a in self.store.attempts(delivery_id)]
 
     def delete_job(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
@@ -251,7 +268,11 @@ class Api:
         query = validate(models.DeliveriesQuery, dict(req.params))
         after = None if query.cursor is None else models.decode_cursor(query.cursor)
         rows = self.store.deliveries(
-            state=query.state, job_id=query.job_id, after=after, limit=query.limit + 1
+            state=query.state,
+            job_id=query.job_id,
+            callback=query.callback,
+            after=after,
+            limit=query.limit + 1,
         )
         page, cursor = _page(rows, query.limit, lambda row: (row.created_at, row.id))
         resp.media = {"deliveries": [delivery_document(d) for d in page], "next_cursor": cursor}
@@ -273,14 +294,37 @@ class Api:
         )
         resp.status = 202
         document = delivery_document(delivery)
-        document["history"] = [attempt_document(a) for a in self.store.attempts(delivery.id)]
+        document["history"] = self._history(delivery.id)
         resp.media = {"delivery": document}
+
+    def list_callbacks(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None
+    ) -> None:
+        pending = self.store.pending_by_callback()
+        dead = self.store.dead_by_callback()
+        health = {h.callback: h for h in self.store.callback_health()}
+        names = list(self.callbacks)  # configured ones in config order, then other lanes
+        names += sorted((pending.keys() | dead.keys()) - set(names))
+        documents = []
+        for name in names:
+            record = health.get(name)
+            documents.append(
+                {
+                    "name": name,
+                    "pending": pending.get(name, 0),
+                    "dead": dead.get(name, 0),
+                    "paused": record is not None and record.paused_at is not None,
+                    "consecutive_failures": 0 if record is None else record.consecutive_failures,
+                    "last_error": None if record is None else record.last_error,
+                }
+            )
+        resp.media = {"callbacks": documents}
 
     # --- the WSGI application -------------------------------------------------------------
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
         """The Falcon application serving :data:`models.ENDPOINTS`."""
-        app = falcon.App(media_type=falcon.MEDIA_JSON)
+        app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[SecurityHeaders()])
         app.req_options.strip_url_path_trailing_slash = False
         app.set_error_serializer(_serialize_error)
         app.add_error_handler(ApiError, _api_error)
@@ -297,6 +341,7 @@ class Api:
             ("/v1/jobs/{job_id}", "delete"): self.delete_job,
             ("/v1/deliveries", "get"): self.list_deliveries,
             ("/v1/deliveries/{delivery_id}/redeliver", "post"): self.redeliver,
+            ("/v1/callbacks", "get"): self.list_callbacks,
         }
         resources: dict[str, _Resource] = {}
         for endpoint in models.ENDPOINTS:
@@ -308,7 +353,24 @@ class Api:
         for path, resource in resources.items():
             # A job id may hold any character, "/" included once percent-decoded.
             app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
+        to_page, files = static.ToPage(), static.UiFiles()
+        app.add_route("/", to_page)
+        app.add_route("/ui", to_page)
+        app.add_route("/ui/", files)
+        app.add_route("/ui/{name}", files)
         return app
+
+
+class SecurityHeaders:
+    """Falcon middleware: :data:`SECURITY_HEADERS` on every response; JSON is not cached."""
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            resp.set_header(name, value)
+        if resp.get_header("Cache-Control") is None:
+            resp.set_header("Cache-Control", "no-store")
 
 
 Handler = Callable[..., None]

@@ -89,6 +89,7 @@ class DeliveriesQuery(_Page):
 
     job_id: StrictStr | None = None
     state: DeliveryState | None = None
+    callback: StrictStr | None = Field(default=None, description="only this callback's")
 
 
 class Job(BaseModel):
@@ -107,6 +108,7 @@ class Job(BaseModel):
     source: str
     owner: str | None
     callback_url: str | None
+    eta: str | None = Field(default=None, description="when progress says the job will end")
 
 
 class Attempt(BaseModel):
@@ -131,6 +133,7 @@ class Delivery(BaseModel):
     created_at: str
     delivered_at: str | None
     next_attempt_at: str | None
+    occurrence: int = 0  # the n-th time its event happened to the job (job.stalled: 1, 2, ...)
     history: list[Attempt] | None = None
 
 
@@ -184,6 +187,23 @@ class Error(BaseModel):
 
     error: str
     details: list[ErrorDetail] = []
+
+
+class CallbackStatus(BaseModel):
+    """One callback's lane: its backlog and its recent record."""
+
+    name: str
+    pending: int
+    dead: int
+    paused: bool
+    consecutive_failures: int
+    last_error: str | None
+
+
+class CallbackList(BaseModel):
+    """Every configured callback (and every ``url:<origin>`` lane with deliveries)."""
+
+    callbacks: list[CallbackStatus]
 
 
 class WhoAmI(BaseModel):
@@ -254,6 +274,8 @@ ENDPOINTS = (
              "Queue a delivery again, under the same webhook-id", "write",
              {202: DeliveryEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
              path_params=("delivery_id",)),
+    Endpoint("/v1/callbacks", "get", "Each callback's pending and dead deliveries and health",
+             "read", {200: CallbackList, **_AUTH_ERRORS}),
 )  # fmt: skip
 
 

@@ -58,6 +58,11 @@ class WatchedJob:
     changed_at: float | None = None
     stalls: int = 0
     stalled: bool = False
+    # Predictive polling (see notifier.eta): first seen, the rate's baseline, the estimate.
+    started_at: float | None = None
+    baseline_at: float | None = None
+    baseline_progress: int | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,10 @@ class JobUpdate:
     changed_at: float | None = None
     stalls: int = 0
     stalled: bool = False
+    started_at: float | None = None
+    baseline_at: float | None = None
+    baseline_progress: int | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -366,7 +375,7 @@ def new_delivery_id() -> str:
 JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, status, progress, job, registered_at, "
     "last_polled_at, next_poll_at, poll_interval, last_error, callback_url, "
-    "changed_at, stalls, stalled"
+    "changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta"
 )
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
@@ -417,6 +426,10 @@ def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> Wat
         changed_at=row[15],
         stalls=row[16],
         stalled=bool(row[17]),
+        started_at=row[18],
+        baseline_at=row[19],
+        baseline_progress=row[20],
+        eta=row[21],
     )
 
 

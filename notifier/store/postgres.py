@@ -308,7 +308,8 @@ class PostgresStore:
             f"""
             UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = {AT},
                             next_poll_at = {AT}, poll_interval = NULL, last_error = NULL,
-                            changed_at = NULL, stalled = false
+                            changed_at = NULL, stalled = false, started_at = NULL,
+                            baseline_at = NULL, baseline_progress = NULL, eta = NULL
             WHERE id = ANY(%s) AND (state = 'expired' AND %s = 'operator'
                                     OR state = 'unwatched' AND unwatched_by IN ('config', %s))
             """,
@@ -394,6 +395,7 @@ class PostgresStore:
                 UPDATE jobs SET state = %s, status = %s, progress = %s, job = %s,
                     last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s,
                     last_error = %s, changed_at = {AT}, stalls = %s, stalled = %s,
+                    started_at = {AT}, baseline_at = {AT}, baseline_progress = %s, eta = {AT},
                     lease_owner = NULL, lease_until = NULL
                 WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s
                 RETURNING id
@@ -411,6 +413,10 @@ class PostgresStore:
                         at(u.changed_at, base),
                         u.stalls,
                         u.stalled,
+                        at(u.started_at, base),
+                        at(u.baseline_at, base),
+                        u.baseline_progress,
+                        at(u.eta, base),
                         u.job_id,
                         owner,
                         u.lease,
@@ -968,7 +974,7 @@ class _SqliteRows:
 _IMPORTED_JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, unwatched_by, status, progress, job,"
     " registered_at, last_polled_at, next_poll_at, poll_interval, last_error, callback_url,"
-    " changed_at, stalls, stalled"
+    " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta"
 )
 
 

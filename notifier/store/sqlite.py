@@ -184,7 +184,8 @@ class SqliteStore:
             """
             UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = ?,
                             next_poll_at = ?, poll_interval = NULL, last_error = NULL,
-                            changed_at = NULL, stalled = 0
+                            changed_at = NULL, stalled = 0, started_at = NULL,
+                            baseline_at = NULL, baseline_progress = NULL, eta = NULL
             WHERE id = ? AND (state = 'expired' AND ? = 'operator'
                               OR state = 'unwatched' AND unwatched_by IN ('config', ?))
             """,
@@ -261,12 +262,14 @@ class SqliteStore:
         sql = """
             UPDATE jobs SET state = ?, status = ?, progress = ?, job = ?,
                 last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?,
-                changed_at = ?, stalls = ?, stalled = ?
+                changed_at = ?, stalls = ?, stalled = ?, started_at = ?, baseline_at = ?,
+                baseline_progress = ?, eta = ?
             WHERE id = ? AND state = 'watching'
         """
         rows = [
             (u.state, u.status, u.progress, dumps(u.job), u.polled_at, u.next_poll_at,
-             u.poll_interval, u.last_error, u.changed_at, u.stalls, int(u.stalled), u.job_id)
+             u.poll_interval, u.last_error, u.changed_at, u.stalls, int(u.stalled),
+             u.started_at, u.baseline_at, u.baseline_progress, u.eta, u.job_id)
             for u in updates
         ]  # fmt: skip
         created = 0
