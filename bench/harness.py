@@ -55,6 +55,8 @@ class Sizes:
     footprint_settle: float = 6.0
     latency_jobs: int = 1_000
     delivery_jobs: int = 2_000
+    predictive_jobs: int = 1_000
+    predictive_durations: tuple[float, float] = (20.0, 60.0)
 
 
 FULL = Sizes()
@@ -66,6 +68,8 @@ QUICK = Sizes(
     footprint_settle=4.0,
     latency_jobs=1_000,
     delivery_jobs=600,
+    predictive_jobs=1_000,
+    predictive_durations=(10.0, 30.0),
 )
 
 
@@ -117,6 +121,12 @@ class Simulator:
             chunk = ids[start : start + 20_000]
             body = {"jobs": [{"id": i, "status": status, "progress": progress} for i in chunk]}
             self.session.post(self.url + "/_sim/jobs", json=body, timeout=120).raise_for_status()
+
+    def workload(self, **spec: Any) -> list[dict[str, Any]]:
+        """Start seeded jobs that progress over time (``POST /_sim/workload``)."""
+        answer = self.session.post(self.url + "/_sim/workload", json=spec, timeout=120)
+        answer.raise_for_status()
+        return list(answer.json()["jobs"])
 
     def stats(self) -> dict[str, Any]:
         answer = self.session.get(self.url + "/_sim/stats", timeout=60)

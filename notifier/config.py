@@ -94,6 +94,8 @@ class PollingSettings(_Section):
     # A watched job whose status and progress stay the same this long fires job.stalled
     # (again after each change); 0 = never.
     stall_after: Duration = Field(default=0.0, ge=0)
+    # Poll near the moment a job's rate of progress says it will end (notifier.eta).
+    predictive: bool = True
 
     @model_validator(mode="after")
     def _ordered(self) -> PollingSettings:

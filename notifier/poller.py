@@ -1,7 +1,7 @@
 """The poll tick: which jobs are due, one batched query, and what each answer means.
 
-:func:`decide` is the pure rule for one job (adaptive interval, terminal states,
-expiry, events); :class:`Poller` drives it against the store and the API, respecting
+:func:`decide` is the pure rule for one job (adaptive or predictive interval, terminal
+states, expiry, stalls, events); :class:`Poller` drives it against the store and the API, respecting
 the request-rate cap and backing off the whole poller when the API is unwell.
 """
 
@@ -19,12 +19,14 @@ from notifier import callback_urls, metrics
 from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
+from notifier.eta import Baseline, estimate, interval_until, next_baseline
 from notifier.events import (
     EXPIRED_EVENT,
     STALLED_EVENT,
     TERMINAL_STATUSES,
     build_payload,
     event_type,
+    isoformat,
     stall_fields,
 )
 from notifier.logs import scrub
@@ -73,11 +75,18 @@ def decide(
     """
     status, progress, details = job.status, job.progress, job.job
     changed_at, stalled = job.changed_at, job.stalled
+    started_at, eta = job.started_at, job.eta
+    baseline = Baseline(job.baseline_at, job.baseline_progress)
     events: list[NewEvent] = []
+    terminal = False
 
     def event(name: str, occurrence: int = 0, extra: dict[str, Any] | None = None) -> None:
         to = _accepting(targets, filters, name)
-        events.append(_event(name, job, details, now, to, occurrence, extra))
+        timing: dict[str, Any] = {
+            "started_at": None if started_at is None else isoformat(started_at),
+            "duration_s": round(now - started_at, 3) if terminal and started_at else None,
+        }
+        events.append(_event(name, job, details, now, to, occurrence, {**timing, **(extra or {})}))
 
     if seen.error is not None:
         interval, error = _next_interval(job, False, polling), seen.error
@@ -86,15 +95,21 @@ def decide(
     else:
         details = seen.job or {}
         status, progress, error = details.get("status"), details.get("progress"), None
+        started_at = now if started_at is None else started_at
+        terminal = status in TERMINAL_STATUSES
         changed = (status, progress) != (job.status, job.progress)
         interval = _next_interval(job, changed, polling)
+        baseline = next_baseline(baseline, job.progress, progress, now)
+        eta = None if terminal else estimate(baseline, progress, now)
+        if polling.predictive and eta is not None:
+            interval = interval_until(eta, now, polling.interval, polling.max_interval)
         if changed or changed_at is None:  # the first poll after an upgrade starts the clock
             changed_at, stalled = now, False
         if status != job.status and status in job.on_status:
             event(event_type(status))
     state = "watching"
     stalls = job.stalls
-    if status in TERMINAL_STATUSES and seen.error is None and seen.found:
+    if terminal:
         state = "done"
     elif polling.expire_after and now - job.registered_at >= polling.expire_after:
         state = "expired"
@@ -118,6 +133,10 @@ def decide(
         changed_at=changed_at,
         stalls=stalls,
         stalled=stalled,
+        started_at=started_at,
+        baseline_at=baseline.at,
+        baseline_progress=baseline.progress,
+        eta=eta if state == "watching" else None,
     )
 
 

@@ -31,6 +31,7 @@ def job_document(job: WatchedJob) -> dict[str, Any]:
         "source": job.source,
         "owner": job.owner,
         "callback_url": job.callback_url,
+        "eta": _iso(job.eta),
     }
 
 
@@ -98,11 +99,12 @@ def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
             "-" if job.progress is None else str(job.progress),
             relative_time(job.last_polled_at, now),
             relative_time(job.next_poll_at, now),
+            relative_time(job.eta, now),
             job.last_error or "",
         ]
         for job in jobs
     ]
-    headers = ["JOB", "NAME", "STATE", "STATUS", "PROGRESS", "POLLED", "NEXT POLL", "ERROR"]
+    headers = ["JOB", "NAME", "STATE", "STATUS", "PROGRESS", "POLLED", "NEXT POLL", "ETA", "ERROR"]
     return table(headers, rows) if rows else "no watched jobs"
 
 

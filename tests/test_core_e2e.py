@@ -52,6 +52,8 @@ DATA_KEYS = {
     "errors",
     "observed_at",
     "job",
+    "started_at",
+    "duration_s",
 }
 JOB_KEYS = {"id", "name", "status", "progress", "state", "last_polled_at", "next_poll_at"}
 JOB_KEYS |= {"last_error"}
@@ -190,6 +192,10 @@ def test_delivered_and_failed_notify_every_target_exactly_once(
     delivered = hooks[f"job.delivered {JOB_A}"].json
     job_a = simulator.job(JOB_A)
     assert delivered["type"] == "job.delivered"
+    for event in (delivered, hooks[f"job.failed {JOB_B}"].json):  # first seen -> terminal
+        started = event["data"].pop("started_at")
+        assert started <= event["data"]["observed_at"]
+        assert 0 <= event["data"].pop("duration_s") < 30
     assert delivered["data"] == {
         "job_id": JOB_A,
         "name": NAME_A,

@@ -46,6 +46,7 @@ def make_config(
     rate: float | None = 1000,
     interval: float = 10,
     max_interval: float = 80,
+    predictive: bool = True,
 ) -> Config:
     """``rate`` and ``batch_size`` None keep the defaults (5 requests/s, 50 jobs)."""
     raw = base_config(sim, state_dir)
@@ -54,7 +55,12 @@ def make_config(
         datasaur["batch_size"] = batch_size
     if rate is not None:
         datasaur["max_requests_per_second"] = rate
-    polling = {"interval": f"{interval}s", "max_interval": f"{max_interval}s", "expire_after": 0}
+    polling = {
+        "interval": f"{interval}s",
+        "max_interval": f"{max_interval}s",
+        "expire_after": 0,
+        "predictive": predictive,
+    }
     return Config.model_validate({**raw, "datasaur": datasaur, "polling": polling})
 
 
@@ -273,9 +279,8 @@ def test_a_change_resets_the_interval(
 ) -> None:
     (job_id,) = watch_jobs(simulator, store, 1)
     clock = FakeClock(T0 - 1)
-    poller = poller_for(
-        store, make_config(simulator, tmp_path, interval=10, max_interval=80), clock
-    )
+    adaptive = make_config(simulator, tmp_path, interval=10, max_interval=80, predictive=False)
+    poller = poller_for(store, adaptive, clock)
     poll_times(simulator, poller, clock, until=T0 + 300)
     assert intervals_of(store, job_id) == 80
 

@@ -227,6 +227,8 @@ def test_terminal_status_fires_one_event_and_ends_the_watch(status: str) -> None
             "errors": None,
             "observed_at": isoformat(NOW),
             "job": details,
+            "started_at": isoformat(NOW),  # first seen by this very poll
+            "duration_s": 0.0,
         },
     }
 

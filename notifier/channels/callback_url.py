@@ -61,6 +61,8 @@ class CallbackUrlChannel(WebhookChannel):
             response = pool.urlopen(
                 "POST", path, body=body, headers=headers, redirect=False, retries=False
             )
+        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError, its base
+            return Outcome(ok=False, detail=f"connection failed: {describe_error(exc)}")
         except urllib3.exceptions.TimeoutError:
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
         except urllib3.exceptions.HTTPError as exc:

@@ -1000,7 +1000,7 @@ def _read_sqlite(path: Path) -> _SqliteRows:
         try:
             # An older schema has no stall columns or occurrences: their defaults.
             jobs = [
-                (*row[:-2], row[-2] or 0, bool(row[-1]))
+                (*row[:17], row[17] or 0, bool(row[18]), *row[19:])  # stalls, stalled
                 for row in _select(conn, "jobs", _IMPORTED_JOB_COLUMNS)
             ]
             deliveries = [
