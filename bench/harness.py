@@ -36,7 +36,7 @@ import yaml
 
 from notifier.config import JobSpec, PollingSettings
 from notifier.poller import Observation, decide
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
 from notifier.store import SqliteStore
 
 PYTHON = sys.executable

@@ -317,7 +317,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the Datasaur simulator in the foreground."""
-    from notifier.simulator import serve
+    from notifier.standins.simulator import serve
 
     serve(args.host, args.port, auto_finish_after=args.finish_after)
     return OK

@@ -23,8 +23,8 @@ from typing import IO, Any
 
 import yaml
 
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 
 DEADLINE = 45.0
 # (job id, name, timeline of (seconds, status, progress))

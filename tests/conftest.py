@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.postgres import URL_ENV, PostgresServer, PostgresUnavailable
 from tests.support.smtp import SmtpSink

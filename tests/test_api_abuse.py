@@ -26,8 +26,8 @@ import urllib3
 from notifier import callback_urls
 from notifier.api.server import IDLE_TIMEOUT
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config
 from tests.support.daemon import DaemonProcess, cli
 from tests.support.waiting import wait_until

@@ -16,8 +16,8 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config, webhook
 from tests.support.daemon import DaemonProcess, cli
 from tests.support.waiting import wait_until

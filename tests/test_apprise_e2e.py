@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore
 from tests.conftest import base_config
 from tests.support.daemon import DaemonProcess, cli, write_config

@@ -16,8 +16,8 @@ from typing import Any
 
 from notifier.config import JobSpec
 from notifier.events import build_payload
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import Attempt, JobUpdate, NewEvent, SqliteStore
 from tests.conftest import base_config, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, write_config

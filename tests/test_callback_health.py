@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries
 from tests.support.smtp import SmtpSink

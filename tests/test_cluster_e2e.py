@@ -31,8 +31,8 @@ import pytest
 import requests
 
 from notifier.config import JobSpec
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import Attempt, JobUpdate, NewEvent, SqliteStore
 from notifier.store.base import migrations
 from tests.conftest import base_config, webhook

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from notifier import __version__
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore
 from tests.conftest import CLIENT_SECRET, WEBHOOK_SECRET, base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config

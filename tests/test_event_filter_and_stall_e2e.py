@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore, WatchedJob
 from tests.conftest import base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config
 from tests.support.waiting import wait_until

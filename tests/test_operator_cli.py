@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import cli as cli_module
 from notifier.metrics import Health, MetricsServer
-from notifier.receiver import WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore, WatchedJob
 from tests.conftest import base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config

@@ -21,7 +21,7 @@ import pytest
 
 from notifier.config import Config, JobSpec
 from notifier.poller import Poller
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore
 from tests.conftest import base_config
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from notifier import signing
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
 from tests.support.smtp import SmtpSink
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config
 from tests.support.smtp import SmtpSink

@@ -22,8 +22,8 @@ import pytest
 
 from notifier.backoff import parse_retry_after
 from notifier.config import JobSpec
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import SqliteStore
 from tests.conftest import WEBHOOK_SECRET, base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from notifier import signing
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import CLIENT_SECRET, WEBHOOK_SECRET, base_config, webhook
 from tests.support.daemon import DaemonProcess, cli
 from tests.support.waiting import wait_until

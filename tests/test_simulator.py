@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.simulator import DatasaurSimulator
 from tests.support.waiting import wait_until
 
 JOB_FIELDS = "id status progress errors { id stack args } resultId createdAt updatedAt result"

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import requests
 
-from notifier.receiver import ReceivedWebhook, WebhookReceiver
-from notifier.simulator import DatasaurSimulator
+from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
+from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, base_config, webhook
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.waiting import wait_until

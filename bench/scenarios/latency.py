@@ -26,7 +26,7 @@ from bench.harness import (
 )
 from bench.report import Row
 from bench.scenarios import Step, scenario
-from notifier.receiver import WebhookReceiver
+from notifier.standins.receiver import WebhookReceiver
 
 ORDER = 60
 

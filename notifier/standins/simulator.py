@@ -76,7 +76,9 @@ FAULT_KINDS = frozenset(
 TOKEN_FAULT_KINDS = frozenset({"http_500", "http_401"})
 
 _SCHEMA = build_schema(
-    importlib.resources.files("notifier").joinpath("datasaur_schema.graphql").read_text("utf-8")
+    importlib.resources.files("notifier.standins")
+    .joinpath("datasaur_schema.graphql")
+    .read_text("utf-8")
 )
 
 Step = tuple[float, str, int]
