@@ -1,7 +1,8 @@
 """The ``run`` command's wiring: lock, store, poller, dispatcher, scheduler, signals.
 
-APScheduler's background scheduler drives three ticks (poll, deliver, and the lease
-tick: heartbeat, lease renewal, housekeeping); the main thread owns the signals,
+APScheduler's background scheduler drives four ticks (poll, deliver, the lease tick:
+heartbeat, lease renewal, lanes' view of the shared callback health, and housekeeping:
+retention); the main thread owns the signals,
 waiting for them synchronously with ``sigtimedwait`` so that no handler ever runs on
 top of a lock, and does the SIGHUP reloads and systemd pings. When the state store
 fails (a database restart, a network drop), every tick backs off together, one log
@@ -168,6 +169,7 @@ class Daemon:
         # The file lock keeps a second daemon off a SQLite file; PostgreSQL is shared.
         self.lock = StateLock(config.state_path) if config.state_url is None else None
         self.instance = Instance(config.cluster.name, config.cluster.lease, __version__)
+        self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.store_failures = 0
         self.store_retry_at = 0.0
 
@@ -226,7 +228,6 @@ class Daemon:
         self._start_up_call(lambda: self.store.sync_config_jobs(config.jobs, time.time()))
         self._start_up_call(lambda: self.store.heartbeat(time.time()))
         self._start_up_call(lambda: warn_about_orphans(self.store, config))
-        self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.dispatcher = Dispatcher(
             self.store,
             build_channels(config),
@@ -306,8 +307,7 @@ class Daemon:
         self.store_failures += 1
         delay = exponential(self.store_failures, *STORE_BACKOFF)
         self.store_retry_at = time.monotonic() + delay
-        if getattr(self, "health", None) is not None:
-            self.health.store_error = str(exc)
+        self.health.store_error = str(exc)
         log.error("%s; retrying in %.1fs (failure %d)", exc, delay, self.store_failures)
         return delay
 
@@ -315,8 +315,7 @@ class Daemon:
         if self.store_failures:
             log.info("the state store answers again after %d failures", self.store_failures)
         self.store_failures = 0
-        if getattr(self, "health", None) is not None:
-            self.health.store_error = None
+        self.health.store_error = None
 
     def _guarded(self, name: str, func: Callable[[], object]) -> None:
         if time.monotonic() < self.store_retry_at:
@@ -341,9 +340,10 @@ class Daemon:
         self._guarded("lease", self._keep_leases)
 
     def _keep_leases(self) -> None:
-        """Heartbeat and extend the leases held."""
+        """Heartbeat, extend the leases held, refresh the lanes' view of the store."""
         self.store.heartbeat(time.time())
         self.store.renew_leases()
+        self.dispatcher.refresh()
 
     def _housekeeping_tick(self) -> None:
         self._guarded("housekeeping", self._housekeeping)
@@ -359,7 +359,9 @@ class Daemon:
             )
 
     def _wake_delivery(self) -> None:
+        """New outbox rows (ours, or another daemon's NOTIFY): open their lanes, send."""
         if time.monotonic() >= self.store_retry_at:
+            self.dispatcher.refresh()
             self.dispatcher.tick()
 
     def summary(self) -> str:
@@ -427,6 +429,7 @@ class Daemon:
         self.store.sync_config_jobs(new.jobs, time.time())
         self.poller.reconfigure(new)
         self.dispatcher.reconfigure(build_channels(new), new.delivery, url_channels(new))
+        self.dispatcher.refresh()
         if self.api is not None and new.api is not None:
             self.api.reconfigure(new.api, new.callbacks)
         warn_about_orphans(self.store, new)

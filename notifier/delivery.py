@@ -236,16 +236,21 @@ class Dispatcher:
     def _lane(self, channel: Channel, previous: Lane | None) -> Lane:
         return Lane(channel, self.store, self.settings, self.clock, previous, self._health_changed)
 
-    def tick(self) -> None:
-        """Start every due delivery there is room for (paused lanes: a probe, if due)."""
-        pending = self.store.pending_by_callback() if self.url_channel is not None else {}
-        for name in pending:
-            if name.startswith(CALLBACK_PREFIX) and name not in self.lanes:
-                assert self.url_channel is not None
-                self.lanes[name] = self._lane(self.url_channel(name), None)
+    def refresh(self) -> None:
+        """Open lanes for new ``url:<origin>`` callbacks and take up pauses and resumes
+        made by other daemons. Called when outbox rows appear and on the lease tick, not
+        on every delivery tick: it reads two aggregates."""
+        if self.url_channel is not None:
+            for name in self.store.pending_by_callback():
+                if name.startswith(CALLBACK_PREFIX) and name not in self.lanes:
+                    self.lanes[name] = self._lane(self.url_channel(name), None)
         paused = {h.callback: h.paused_at for h in self.store.callback_health()}
         for name, lane in list(self.lanes.items()):
-            lane.paused_at = paused.get(name)  # another daemon may have paused or resumed it
+            lane.paused_at = paused.get(name)
+
+    def tick(self) -> None:
+        """Start every due delivery there is room for (paused lanes: a probe, if due)."""
+        for lane in list(self.lanes.values()):
             lane.fill()
 
     def _health_changed(self, change: HealthChange) -> None:

@@ -111,11 +111,6 @@ class FailedLogins:
                 self._failures.pop(next(iter(self._failures)))
 
 
-def job_json(job: WatchedJob) -> dict[str, Any]:
-    """A job as the API shows it: the ``status --json`` fields."""
-    return job_document(job)
-
-
 class Api:
     """The handlers, bound to the store and the config; :meth:`wsgi` builds the app."""
 
@@ -128,15 +123,10 @@ class Api:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.settings = settings
-        self.callbacks = callbacks
         self.health = health
         self.clock = clock
         self.failures = FailedLogins()
-        self._tokens = [
-            (token.token.get_secret_value().encode(), Caller(token.name, token.scope))
-            for token in settings.tokens
-        ]
+        self.reconfigure(settings, callbacks)
 
     def reconfigure(self, settings: ApiSettings, callbacks: Mapping[str, object]) -> None:
         """New tokens, prefixes and callback names (after SIGHUP); the listener stays."""
@@ -205,7 +195,7 @@ class Api:
         callback_url = merged.pop("callback_url")
         job = self.store.watch(JobSpec.model_validate(merged), self.clock(), "api", callback_url)
         resp.status = 200 if existing else 201
-        resp.media = {"job": job_json(job)}
+        resp.media = {"job": job_document(job)}
         log.info(
             "api: token %r %s job %s%s",
             caller.name,
@@ -234,7 +224,7 @@ class Api:
         after = None if query.cursor is None else models.decode_cursor(query.cursor)
         jobs = self.store.jobs(state=query.state, after=after, limit=query.limit + 1)
         page, cursor = _page(jobs, query.limit, lambda job: (job.registered_at, job.id))
-        resp.media = {"jobs": [job_json(job) for job in page], "next_cursor": cursor}
+        resp.media = {"jobs": [job_document(job) for job in page], "next_cursor": cursor}
 
     def get_job(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
@@ -242,7 +232,7 @@ class Api:
         found = self.store.jobs(job_id=job_id)
         if not found:
             raise ApiError(404, f"no job {job_id!r}")
-        document = job_json(found[0])
+        document = job_document(found[0])
         document["deliveries"] = [
             {**delivery_document(d), "history": self._history(d.id)}
             for d in self.store.deliveries(job_id=job_id)
@@ -260,7 +250,7 @@ class Api:
         if job is None:
             raise ApiError(404, f"no job {job_id!r}")
         log.info("api: token %r unwatched job %s (%s)", caller.name, job.id, job.state)
-        resp.media = {"job": job_json(job)}
+        resp.media = {"job": job_document(job)}
 
     def list_deliveries(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None

@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -252,11 +250,6 @@ class InstanceRecord(NamedTuple):
     alive: bool
 
 
-def default_instance_name() -> str:
-    """``<hostname>-<pid>``."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class Limiter(Protocol):
     """A request-rate cap (see :mod:`notifier.ratelimit`)."""
 
@@ -358,6 +351,49 @@ UPSERT_SET = """
 
 
 _SEQUENCE = itertools.count()
+
+
+class Summaries:
+    """Read-only summaries whose SQL is the same on both backends (a base of each store)."""
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by state and deliveries by state."""
+        return {
+            "jobs": dict(self._query("SELECT state, count(*) FROM jobs GROUP BY state")),
+            "deliveries": dict(
+                self._query("SELECT state, count(*) FROM deliveries GROUP BY state")
+            ),
+        }
+
+    def pending_by_callback(self) -> dict[str, int]:
+        """Pending deliveries per callback name."""
+        return self._by_callback("pending")
+
+    def dead_by_callback(self) -> dict[str, int]:
+        """Dead deliveries per callback name."""
+        return self._by_callback("dead")
+
+    def _by_callback(self, state: str) -> dict[str, int]:
+        assert state in DELIVERY_STATES  # a constant, spliced into the SQL
+        return dict(
+            self._query(
+                f"SELECT callback, count(*) FROM deliveries WHERE state = '{state}'"
+                " GROUP BY callback"
+            )
+        )
+
+    def oldest_pending(self) -> float | None:
+        """Creation time of the oldest pending delivery."""
+        rows = self._query("SELECT min(created_at) FROM deliveries WHERE state = 'pending'")
+        return rows[0][0] if rows else None
+
+    def callback_health(self) -> list[CallbackHealth]:
+        """Every callback with a recorded failure or pause."""
+        rows = self._query(f"SELECT {HEALTH_COLUMNS} FROM callback_health ORDER BY callback")
+        return [CallbackHealth(*row) for row in rows]
 
 
 def new_delivery_id() -> str:

@@ -57,6 +57,7 @@ from notifier.store.base import (
     NewEvent,
     PruneCounts,
     StoreError,
+    Summaries,
     WatchedJob,
     change_between,
     delivery_row,
@@ -162,7 +163,7 @@ _RENEW = """
 """
 
 
-class PostgresStore:
+class PostgresStore(Summaries):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""
 
     def __init__(
@@ -638,37 +639,6 @@ class PostgresStore:
         )
         return [AttemptRecord(*row) for row in rows]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs by state and deliveries by state."""
-        return {
-            "jobs": dict(self._query("SELECT state, count(*) FROM jobs GROUP BY state")),
-            "deliveries": dict(
-                self._query("SELECT state, count(*) FROM deliveries GROUP BY state")
-            ),
-        }
-
-    def pending_by_callback(self) -> dict[str, int]:
-        """Pending deliveries per callback name."""
-        return dict(
-            self._query(
-                "SELECT callback, count(*) FROM deliveries WHERE state = 'pending'"
-                " GROUP BY callback"
-            )
-        )
-
-    def dead_by_callback(self) -> dict[str, int]:
-        """Dead deliveries per callback name."""
-        return dict(
-            self._query(
-                "SELECT callback, count(*) FROM deliveries WHERE state = 'dead' GROUP BY callback"
-            )
-        )
-
-    def oldest_pending(self) -> float | None:
-        """Creation time of the oldest pending delivery."""
-        rows = self._query("SELECT min(created_at) FROM deliveries WHERE state = 'pending'")
-        return rows[0][0] if rows else None
-
     # --- callback health ----------------------------------------------------------------
 
     def note_attempt(
@@ -716,11 +686,6 @@ class PostgresStore:
                     (now, callback, now - every),
                 ).rowcount
             )
-
-    def callback_health(self) -> list[CallbackHealth]:
-        """Every callback with a recorded failure or pause."""
-        rows = self._query(f"SELECT {HEALTH_COLUMNS} FROM callback_health ORDER BY callback")
-        return [CallbackHealth(*row) for row in rows]
 
     def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int:
         """Put one event (an operational alert: no job) in the outbox."""

@@ -38,6 +38,7 @@ from notifier.store.base import (
     NewEvent,
     PruneCounts,
     StoreError,
+    Summaries,
     WatchedJob,
     change_between,
     delivery_row,
@@ -71,7 +72,7 @@ def _after(
     return (f"{where} AND {condition}" if where else f" WHERE {condition}"), [*params, *after]
 
 
-class SqliteStore:
+class SqliteStore(Summaries):
     """:class:`Store` on one SQLite file in WAL mode; one connection per thread."""
 
     def __init__(self, path: Path, instance: Instance | None = None) -> None:
@@ -447,34 +448,6 @@ class SqliteStore:
         )
         return [AttemptRecord(row[0], row[1], bool(row[2]), row[3]) for row in rows]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs by state and deliveries by state."""
-        return {
-            "jobs": dict(self._query("SELECT state, COUNT(*) FROM jobs GROUP BY state")),
-            "deliveries": dict(
-                self._query("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-            ),
-        }
-
-    def pending_by_callback(self) -> dict[str, int]:
-        """Pending deliveries per callback name."""
-        rows = self._query(
-            "SELECT callback, COUNT(*) FROM deliveries WHERE state = 'pending' GROUP BY callback"
-        )
-        return dict(rows)
-
-    def dead_by_callback(self) -> dict[str, int]:
-        """Dead deliveries per callback name."""
-        rows = self._query(
-            "SELECT callback, COUNT(*) FROM deliveries WHERE state = 'dead' GROUP BY callback"
-        )
-        return dict(rows)
-
-    def oldest_pending(self) -> float | None:
-        """Creation time of the oldest pending delivery."""
-        rows = self._query("SELECT MIN(created_at) FROM deliveries WHERE state = 'pending'")
-        return rows[0][0] if rows else None
-
     # --- callback health --------------------------------------------------------------
 
     def note_attempt(
@@ -520,11 +493,6 @@ class SqliteStore:
                     (now, callback, now - every),
                 ).rowcount
             )
-
-    def callback_health(self) -> list[CallbackHealth]:
-        """Every callback with a recorded failure or pause."""
-        rows = self._query(f"SELECT {HEALTH_COLUMNS} FROM callback_health ORDER BY callback")
-        return [CallbackHealth(*row) for row in rows]
 
     def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int:
         """Put one event (an operational alert: no job) in the outbox."""
