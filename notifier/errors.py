@@ -12,9 +12,10 @@ import urllib3
 
 
 def describe_error(exc: Exception) -> str:
-    """``timed out``, or the innermost cause of a requests or urllib3 error."""
+    """``timed out``, or the innermost cause of a requests, urllib3 or socket error."""
     refused = isinstance(exc, urllib3.exceptions.NewConnectionError)  # a TimeoutError too
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError) and not refused:
+    timeouts = requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError
+    if isinstance(exc, timeouts) and not refused:
         return "timed out"
     inner: BaseException = exc
     while (cause := inner.__cause__ or inner.__context__) is not None:

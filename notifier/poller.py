@@ -12,8 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from notifier import callback_urls, metrics
 from notifier.backoff import exponential
@@ -30,7 +29,7 @@ from notifier.events import (
     stall_fields,
 )
 from notifier.logs import scrub
-from notifier.store import JobUpdate, NewEvent, Store, WatchedJob
+from notifier.store import JobUpdate, NewEvent, Store, WatchedJob, updated_at_of
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,7 @@ ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejection
 SPREAD = 0.2  # next polls land in [0.8, 1.0] x interval, spreading jobs registered together
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """What one poll saw: the job, or ``found=False`` (unknown id), or an error."""
 
     job: dict[str, Any] | None = None
@@ -73,7 +71,9 @@ def decide(
     Each event goes to those ``targets`` whose ``filters`` entry (a callback's
     ``events``) lets it through; a target without an entry takes every event.
     """
-    status, progress, details = job.status, job.progress, job.job
+    status, progress = job.status, job.progress
+    answer: dict[str, Any] | None = None  # what Datasaur answered, if it did
+    changed_job: dict[str, Any] | None = None  # the answer, if anything in it changed
     changed_at, stalled = job.changed_at, job.stalled
     started_at, eta = job.started_at, job.eta
     baseline = Baseline(job.baseline_at, job.baseline_progress)
@@ -86,6 +86,7 @@ def decide(
             "started_at": None if started_at is None else isoformat(started_at),
             "duration_s": round(now - started_at, 3) if terminal and started_at else None,
         }
+        details = job.job if answer is None else answer
         events.append(_event(name, job, details, now, to, occurrence, {**timing, **(extra or {})}))
 
     if seen.error is not None:
@@ -93,8 +94,10 @@ def decide(
     elif not seen.found:
         interval, error = polling.max_interval, NOT_FOUND
     else:
-        details = seen.job or {}
-        status, progress, error = details.get("status"), details.get("progress"), None
+        answer = seen.job or {}
+        status, progress, error = answer.get("status"), answer.get("progress"), None
+        stored = (job.status, job.progress, job.job_updated_at)
+        changed_job = None if (status, progress, updated_at_of(answer)) == stored else answer
         started_at = now if started_at is None else started_at
         terminal = status in TERMINAL_STATUSES
         changed = (status, progress) != (job.status, job.progress)
@@ -123,7 +126,7 @@ def decide(
         state=state,
         status=status,
         progress=progress,
-        job=details,
+        job=changed_job,
         polled_at=now,
         next_poll_at=next_poll,
         poll_interval=interval,

@@ -76,7 +76,7 @@ def job(**fields: Any) -> WatchedJob:
         "state": "watching",
         "status": "IN_PROGRESS",
         "progress": 10,
-        "job": None,
+        "stored_job": None,
         "registered_at": 0.0,
         "last_polled_at": 100.0,
         "next_poll_at": 100.0,

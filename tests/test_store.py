@@ -21,7 +21,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -213,12 +212,12 @@ def test_sync_registers_config_jobs_due_at_once(store: Any) -> None:
     a, b = store.jobs()
     assert (a.id, a.name, a.state, a.source) == ("a", "first", "watching", "config")
     assert a.notify is None and a.on_status == ("DELIVERED", "FAILED")
-    assert b.notify == ["hook"]
+    assert b.notify == ("hook",)
     assert near(a.next_poll_at) and a.status is None and a.owner is None
     assert store.claim_jobs(NOW - 1, 10) == []
     claimed = store.claim_jobs(NOW, 10)
     assert ids(claimed) == ["a", "b"]
-    assert claimed[0].name == "first" and claimed[1].notify == ["hook"]
+    assert claimed[0].name == "first" and claimed[1].notify == ("hook",)
     store.release_jobs(claimed)
     one = store.claim_jobs(NOW, 1)
     assert len(one) == 1
@@ -539,11 +538,8 @@ def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any)
     store.sync_config_jobs([spec("a")], NOW)
     job = claim_job(store, "a")
     stalled = NewEvent(event="job.stalled", payload={"n": 1}, callbacks=["hook"], occurrence=1)
-    fired = replace(
-        update("a", stalled, state="watching", lease=job.lease),
-        changed_at=NOW - 60,
-        stalls=1,
-        stalled=True,
+    fired = update("a", stalled, state="watching", lease=job.lease)._replace(
+        changed_at=NOW - 60, stalls=1, stalled=True
     )
     assert store.apply_polls([fired]) == 1
     [job] = store.jobs()
@@ -551,11 +547,8 @@ def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any)
     # the next stall of the same job is its own delivery
     job = claim_job(store, "a", NOW + 1)
     again = NewEvent(event="job.stalled", payload={"n": 2}, callbacks=["hook"], occurrence=2)
-    second = replace(
-        update("a", again, stalled, state="watching", at=NOW + 1, lease=job.lease),
-        changed_at=NOW - 30,
-        stalls=2,
-        stalled=True,
+    second = update("a", again, stalled, state="watching", at=NOW + 1, lease=job.lease)._replace(
+        changed_at=NOW - 30, stalls=2, stalled=True
     )
     assert store.apply_polls([second]) == 1  # occurrence 1 is there already
     rows = store.deliveries()
@@ -565,8 +558,8 @@ def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any)
     ]
     # watched again after expiring: the clock restarts, the count goes on
     job = claim_job(store, "a", NOW + 2)
-    store.apply_polls([replace(update("a", state="expired", at=NOW + 2, lease=job.lease),
-                               changed_at=NOW - 30, stalls=2, stalled=True)])  # fmt: skip
+    expired = update("a", state="expired", at=NOW + 2, lease=job.lease)
+    store.apply_polls([expired._replace(changed_at=NOW - 30, stalls=2, stalled=True)])
     store.watch(spec("a"), NOW + 3)
     [job] = store.jobs()
     assert (job.state, job.changed_at, job.stalls, job.stalled) == ("watching", None, 2, False)
@@ -1092,7 +1085,7 @@ def test_pg_import_sqlite_keeps_stall_state_and_occurrences(
         job = claim_job(old, "a", NOW + n)
         event = NewEvent(event="job.stalled", payload={"n": n}, callbacks=["hook"], occurrence=n)
         polled = update("a", event, state="watching", at=NOW + n, lease=job.lease)
-        old.apply_polls([replace(polled, changed_at=NOW - 60, stalls=n, stalled=True)])
+        old.apply_polls([polled._replace(changed_at=NOW - 60, stalls=n, stalled=True)])
     expected_jobs, expected_deliveries = old.jobs(), old.deliveries()
     old.close()
     store = PostgresStore(postgres_url, INSTANCE)

@@ -31,7 +31,7 @@ from notifier.report import (
     jobs_table,
     table,
 )
-from notifier.store import Delivery, WatchedJob
+from notifier.store import Delivery, WatchedJob, updated_at_of
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -143,13 +143,16 @@ def watched(**fields: Any) -> WatchedJob:
         "state": "watching",
         "status": None,
         "progress": None,
-        "job": None,
+        "stored_job": None,
         "registered_at": NOW - 100,
         "last_polled_at": None,
         "next_poll_at": NOW,
         "poll_interval": None,
         "last_error": None,
     }
+    if "job" in fields:  # stored as the daemon stores it
+        job = fields.pop("job")
+        row.update(stored_job=json.dumps(job), job_updated_at=updated_at_of(job))
     row.update(fields)
     return WatchedJob(**row)
 
@@ -279,7 +282,7 @@ def test_poll_error_keeps_what_was_known_and_backs_off() -> None:
     update = run_decide(job, Observation(error="boom"))
     assert update.state == "watching"
     assert (update.status, update.progress) == ("IN_PROGRESS", 40)
-    assert update.job == datasaur_job("IN_PROGRESS", 40)
+    assert update.job is None  # the stored job stands
     assert update.last_error == "boom"
     assert update.poll_interval == 20
     assert update.events == []

@@ -31,6 +31,7 @@ from notifier.store.base import (
     WatchedJob,
     display_url,
     new_delivery_id,
+    updated_at_of,
 )
 from notifier.store.sqlite import SqliteStore
 
@@ -65,6 +66,7 @@ __all__ = [
     "import_sqlite_state",
     "new_delivery_id",
     "open_store",
+    "updated_at_of",
 ]
 
 

@@ -30,27 +30,29 @@ class StoreError(Exception):
     """The state store cannot be opened or used (file, database, network)."""
 
 
-@dataclass(frozen=True)
-class WatchedJob:
-    """A row of the watch list; ``lease`` is the claim token the poll's write must show."""
+class WatchedJob(NamedTuple):
+    """A row of the watch list; ``lease`` is the claim token the poll's write must show.
+
+    A tuple because one is built for every job-poll; Datasaur's object stays JSON text
+    (``stored_job``) until something reads :attr:`job`, which on the poll path is only
+    an event built from what was stored (an expiry after failed polls).
+    """
 
     id: str
     name: str | None
-    notify: list[str] | None
+    notify: tuple[str, ...] | None
     on_status: tuple[str, ...]
     source: str
     state: str
     status: str | None
     progress: int | None
-    job: dict[str, Any] | None
+    stored_job: str | None  # JSON: the job as Datasaur last returned it
     registered_at: float
     last_polled_at: float | None
     next_poll_at: float | None
     poll_interval: float | None
     last_error: str | None
     callback_url: str | None = None
-    owner: str | None = None
-    lease: int = 0
     # Stall tracking: when status or progress last changed (as first observed), how many
     # times the job stalled, and whether its current stall was already notified.
     changed_at: float | None = None
@@ -61,6 +63,14 @@ class WatchedJob:
     baseline_at: float | None = None
     baseline_progress: int | None = None
     eta: float | None = None
+    job_updated_at: str | None = None  # its ``updatedAt``: did anything change since?
+    owner: str | None = None
+    lease: int = 0
+
+    @property
+    def job(self) -> dict[str, Any] | None:
+        """The job as Datasaur last returned it."""
+        return None if self.stored_job is None else json.loads(self.stored_job)
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,13 @@ class NewEvent:
     occurrence: int = 0  # the n-th time this event happens to this job (stalls)
 
 
-@dataclass(frozen=True)
-class JobUpdate:
-    """What one poll decided about one job."""
+class JobUpdate(NamedTuple):
+    """What one poll decided about one job.
+
+    ``job`` is Datasaur's object when it changed (status, progress or ``updatedAt``),
+    else None: the stored one stands, and a poll that changed nothing else is written
+    as a schedule change only (:func:`is_quiet`).
+    """
 
     job_id: str
     state: str
@@ -87,7 +101,7 @@ class JobUpdate:
     next_poll_at: float | None
     poll_interval: float | None
     last_error: str | None
-    events: Sequence[NewEvent] = field(default=())
+    events: Sequence[NewEvent] = ()
     lease: int = 0
     changed_at: float | None = None
     stalls: int = 0
@@ -96,6 +110,17 @@ class JobUpdate:
     baseline_at: float | None = None
     baseline_progress: int | None = None
     eta: float | None = None
+
+
+def updated_at_of(job: dict[str, Any] | None) -> str | None:
+    """A Datasaur job's ``updatedAt`` as stored in ``job_updated_at``."""
+    value = None if job is None else job.get("updatedAt")
+    return None if value is None else str(value)
+
+
+def is_quiet(update: JobUpdate) -> bool:
+    """A poll that found the job as it was: only its schedule (and estimate) changes."""
+    return update.job is None and update.state == "watching" and not update.events
 
 
 @dataclass(frozen=True)
@@ -411,7 +436,7 @@ def new_delivery_id() -> str:
 JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, status, progress, job, registered_at, "
     "last_polled_at, next_poll_at, poll_interval, last_error, callback_url, "
-    "changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta"
+    "changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta, job_updated_at"
 )
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
@@ -425,13 +450,9 @@ DELIVERY_STATES = ("pending", "delivered", "dead")
 
 
 @functools.lru_cache(maxsize=256)
-def _statuses(text: str) -> tuple[str, ...]:
-    """``on_status`` decoded; the same few values recur on every row, so cached."""
-    return tuple(json.loads(text))
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``notify`` or ``on_status`` decoded; the same few values recur on every row."""
+    return None if text is None else tuple(json.loads(text))
 
 
 def dumps(value: Any) -> str | None:
@@ -440,33 +461,12 @@ def dumps(value: Any) -> str | None:
 
 
 def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> WatchedJob:
-    """A :data:`JOB_COLUMNS` row as a :class:`WatchedJob`."""
+    """A :data:`JOB_COLUMNS` row as a :class:`WatchedJob` (on every job-poll: keep it lean)."""
     return WatchedJob(
-        id=row[0],
-        name=row[1],
-        notify=_loads(row[2]),
-        on_status=_statuses(row[3]),
-        source=row[4],
-        state=row[5],
-        status=row[6],
-        progress=row[7],
-        job=_loads(row[8]),
-        registered_at=row[9],
-        last_polled_at=row[10],
-        next_poll_at=row[11],
-        poll_interval=row[12],
-        last_error=row[13],
-        callback_url=row[14],
-        owner=owner,
-        lease=lease,
-        changed_at=row[15],
-        stalls=row[16],
-        stalled=bool(row[17]),
-        started_at=row[18],
-        baseline_at=row[19],
-        baseline_progress=row[20],
-        eta=row[21],
-    )
+        row[0], row[1], _names(row[2]), _names(row[3]) or (), row[4], row[5], row[6], row[7],
+        row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16],
+        bool(row[17]), row[18], row[19], row[20], row[21], row[22], owner, lease,
+    )  # fmt: skip
 
 
 def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:

@@ -64,6 +64,7 @@ from notifier.store.base import (
     display_url,
     dumps,
     health_after,
+    is_quiet,
     job_row,
     migrations,
     new_delivery_id,
@@ -71,6 +72,7 @@ from notifier.store.base import (
     requeued,
     spec_columns,
     target_url,
+    updated_at_of,
 )
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,34 @@ _CLAIM_DELIVERIES = f"""
     FROM due WHERE deliveries.id = due.id
     RETURNING {_qualified(DELIVERY_COLUMNS, "deliveries")}, deliveries.lease_token
 """
+# What every poll writes; a poll that found something new also writes the job itself.
+# Either is accepted only while the caller's lease holds, and gives the job back.
+_POLLED_SET = f"""
+    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s, last_error = %s,
+    changed_at = {AT}, stalls = %s, stalled = %s, started_at = {AT}, baseline_at = {AT},
+    baseline_progress = %s, eta = {AT}, lease_owner = NULL, lease_until = NULL
+"""
+_POLL_GUARD = "WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s"
+_POLLED = f"UPDATE jobs SET {_POLLED_SET} {_POLL_GUARD} RETURNING id"
+_CHANGED = f"""
+    UPDATE jobs SET {_POLLED_SET}, state = %s, status = %s, progress = %s,
+                    job = coalesce(%s, job),
+                    job_updated_at = CASE WHEN %s THEN %s ELSE job_updated_at END
+    {_POLL_GUARD} RETURNING id
+"""
+
+
+def _polled(u: JobUpdate, base: float) -> tuple[Any, ...]:
+    return (at(u.polled_at, base), at(u.next_poll_at, base), u.poll_interval, u.last_error,
+            at(u.changed_at, base), u.stalls, u.stalled, at(u.started_at, base),
+            at(u.baseline_at, base), u.baseline_progress, at(u.eta, base))  # fmt: skip
+
+
+def _changes(u: JobUpdate) -> tuple[Any, ...]:
+    return (u.state, u.status, u.progress, dumps(u.job), u.job is not None,
+            updated_at_of(u.job))  # fmt: skip
+
+
 # Renewal locks in id order and skips rows another thread is writing, so that it never
 # deadlocks with the multi-row writes that follow a poll (also in id order).
 _RENEW = """
@@ -391,42 +421,17 @@ class PostgresStore(Summaries):
         updates = sorted(updates, key=lambda u: u.job_id)
         with self._transaction() as conn, conn.cursor() as cur:
             base = time.time()  # after BEGIN: a time written is never later than asked
-            cur.executemany(
-                f"""
-                UPDATE jobs SET state = %s, status = %s, progress = %s, job = %s,
-                    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s,
-                    last_error = %s, changed_at = {AT}, stalls = %s, stalled = %s,
-                    started_at = {AT}, baseline_at = {AT}, baseline_progress = %s, eta = {AT},
-                    lease_owner = NULL, lease_until = NULL
-                WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s
-                RETURNING id
-                """,
-                [
-                    (
-                        u.state,
-                        u.status,
-                        u.progress,
-                        dumps(u.job),
-                        at(u.polled_at, base),
-                        at(u.next_poll_at, base),
-                        u.poll_interval,
-                        u.last_error,
-                        at(u.changed_at, base),
-                        u.stalls,
-                        u.stalled,
-                        at(u.started_at, base),
-                        at(u.baseline_at, base),
-                        u.baseline_progress,
-                        at(u.eta, base),
-                        u.job_id,
-                        owner,
-                        u.lease,
-                    )
+            # Polls that found nothing new (most) leave state, status and the stored job alone.
+            applied: set[str] = set()
+            for quiet, sql in ((True, _POLLED), (False, _CHANGED)):
+                rows = [
+                    (*_polled(u, base), *([] if quiet else _changes(u)), u.job_id, owner, u.lease)
                     for u in updates
-                ],
-                returning=True,
-            )
-            applied = set(_returned(cur))
+                    if is_quiet(u) == quiet
+                ]
+                if rows:
+                    cur.executemany(sql, rows, returning=True)
+                    applied.update(_returned(cur))
             if len(applied) < len(updates):
                 log.info(
                     "%d of %d polls not recorded: the job was unwatched or its lease lost",
@@ -939,7 +944,7 @@ class _SqliteRows:
 _IMPORTED_JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, unwatched_by, status, progress, job,"
     " registered_at, last_polled_at, next_poll_at, poll_interval, last_error, callback_url,"
-    " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta"
+    " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta, job_updated_at"
 )
 
 

@@ -44,6 +44,7 @@ from notifier.store.base import (
     delivery_row,
     dumps,
     health_after,
+    is_quiet,
     job_row,
     migrations,
     new_delivery_id,
@@ -51,9 +52,33 @@ from notifier.store.base import (
     requeued,
     spec_columns,
     target_url,
+    updated_at_of,
 )
 
 BUSY_TIMEOUT_MS = 10_000
+
+# What every poll writes; a poll that found something new also writes the job itself.
+_POLLED_SET = """
+    last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?, changed_at = ?,
+    stalls = ?, stalled = ?, started_at = ?, baseline_at = ?, baseline_progress = ?, eta = ?
+"""
+_POLLED = f"UPDATE jobs SET {_POLLED_SET} WHERE id = ? AND state = 'watching'"
+_CHANGED = f"""
+    UPDATE jobs SET {_POLLED_SET}, state = ?, status = ?, progress = ?, job = coalesce(?, job),
+                    job_updated_at = CASE WHEN ? THEN ? ELSE job_updated_at END
+    WHERE id = ? AND state = 'watching'
+"""
+
+
+def _polled(u: JobUpdate) -> tuple[Any, ...]:
+    return (u.polled_at, u.next_poll_at, u.poll_interval, u.last_error, u.changed_at, u.stalls,
+            int(u.stalled), u.started_at, u.baseline_at, u.baseline_progress, u.eta)  # fmt: skip
+
+
+def _changed(u: JobUpdate) -> tuple[Any, ...]:
+    new_job = u.job is not None
+    return (*_polled(u), u.state, u.status, u.progress, dumps(u.job), new_job,
+            updated_at_of(u.job), u.job_id)  # fmt: skip
 
 
 def _filters(**conditions: str | None) -> tuple[str, list[Any]]:
@@ -260,30 +285,17 @@ class SqliteStore(Summaries):
         Returns the number of outbox rows created; an event already in the outbox for a
         (job, callback) is not added again.
         """
-        sql = """
-            UPDATE jobs SET state = ?, status = ?, progress = ?, job = ?,
-                last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?,
-                changed_at = ?, stalls = ?, stalled = ?, started_at = ?, baseline_at = ?,
-                baseline_progress = ?, eta = ?
-            WHERE id = ? AND state = 'watching'
-        """
-        rows = [
-            (u.state, u.status, u.progress, dumps(u.job), u.polled_at, u.next_poll_at,
-             u.poll_interval, u.last_error, u.changed_at, u.stalls, int(u.stalled),
-             u.started_at, u.baseline_at, u.baseline_progress, u.eta, u.job_id)
-            for u in updates
-        ]  # fmt: skip
         created = 0
         with self._transaction() as conn:
-            # Quiet polls in one statement; a poll with events one by one, so that its
+            # Polls that found nothing new (most) in one statement that leaves state,
+            # status and the stored job alone; the others one by one, so that a poll's
             # events are recorded only if the job was still watched (not unwatched meanwhile).
-            conn.executemany(
-                sql, [row for row, u in zip(rows, updates, strict=True) if not u.events]
-            )
-            for row, update in zip(rows, updates, strict=True):
-                if update.events and conn.execute(sql, row).rowcount:
-                    for event in update.events:
-                        created += self._enqueue(conn, update.job_id, event, update.polled_at)
+            conn.executemany(_POLLED, [(*_polled(u), u.job_id) for u in updates if is_quiet(u)])
+            for update in updates:
+                if is_quiet(update) or not conn.execute(_CHANGED, _changed(update)).rowcount:
+                    continue
+                for event in update.events:
+                    created += self._enqueue(conn, update.job_id, event, update.polled_at)
         return created
 
     def _enqueue(
