@@ -295,7 +295,6 @@ def seed_outbox(state_path: Path, ids: list[str], callbacks: list[str]) -> None:
     try:
         now = time.time()
         polling = PollingSettings()
-        rng = random.Random(1)
         jobs = store.claim_jobs(now + 1, len(ids))
         updates = [
             decide(
@@ -304,7 +303,6 @@ def seed_outbox(state_path: Path, ids: list[str], callbacks: list[str]) -> None:
                 now,
                 polling,
                 callbacks,
-                rng,
             )
             for job in jobs
         ]

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = "not found"
 ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejections in a row
-SPREAD = 0.2  # next polls land in [0.8, 1.0] x interval, spreading jobs registered together
+SPREAD = 0.2  # a batch's next polls land at [0.8, 1.0] x their interval
 
 
 class Observation(NamedTuple):
@@ -46,8 +46,14 @@ class Observation(NamedTuple):
     error: str | None = None
 
 
-def _spread(interval: float, rng: random.Random) -> float:
-    return interval * rng.uniform(1 - SPREAD, 1.0)
+def jitter(rng: random.Random) -> float:
+    """The factor one batch's intervals are scaled by, in [1 - SPREAD, 1].
+
+    One draw per batch, not per job: batches spread out, but the jobs of one request
+    are rescheduled together, so their next request is full again (and on SQLite the
+    rows of jobs registered together are written together, on the same few pages).
+    """
+    return rng.uniform(1 - SPREAD, 1.0)
 
 
 def _next_interval(job: WatchedJob, changed: bool, polling: PollingSettings) -> float:
@@ -63,10 +69,12 @@ def decide(
     now: float,
     polling: PollingSettings,
     targets: Sequence[str],
-    rng: random.Random,
+    spread: float = 1.0,
     filters: Mapping[str, Collection[str]] | None = None,
 ) -> JobUpdate:
     """What ``seen`` means for ``job``: its new row and the events to notify.
+
+    The next poll is ``spread`` (see :func:`jitter`) times the interval away.
 
     Each event goes to those ``targets`` whose ``filters`` entry (a callback's
     ``events``) lets it through; a target without an entry takes every event.
@@ -120,27 +128,12 @@ def decide(
     elif (since := _stalled_since(seen, changed_at, stalled, now, polling)) is not None:
         stalls, stalled = stalls + 1, True
         event(STALLED_EVENT, occurrence=stalls, extra=stall_fields(since, now))
-    next_poll = _spread(interval, rng) + now if state == "watching" else None
-    return JobUpdate(
-        job_id=job.id,
-        state=state,
-        status=status,
-        progress=progress,
-        job=changed_job,
-        polled_at=now,
-        next_poll_at=next_poll,
-        poll_interval=interval,
-        last_error=error,
-        events=events,
-        lease=job.lease,
-        changed_at=changed_at,
-        stalls=stalls,
-        stalled=stalled,
-        started_at=started_at,
-        baseline_at=baseline.at,
-        baseline_progress=baseline.progress,
-        eta=eta if state == "watching" else None,
-    )
+    next_poll = interval * spread + now if state == "watching" else None
+    return JobUpdate(  # positionally: built on every job-poll
+        job.id, state, status, progress, changed_job, now, next_poll, interval, error, events,
+        job.lease, changed_at, stalls, stalled, started_at, baseline.at, baseline.progress,
+        eta if state == "watching" else None,
+    )  # fmt: skip
 
 
 def _stalled_since(
@@ -224,13 +217,14 @@ class Poller:
             self._connect(config)
         self.config = config
 
-    def targets(self, job: WatchedJob) -> list[str]:
-        """The callbacks a job notifies: its ``notify`` list (else every callback), and
+    @staticmethod
+    def targets(job: WatchedJob, every: Sequence[str]) -> Sequence[str]:
+        """The callbacks a job notifies: its ``notify`` list (else ``every`` callback), and
         its own ``callback_url``'s lane."""
-        names = list(self.config.callbacks) if job.notify is None else list(job.notify)
-        if job.callback_url is not None:
-            names.append(callback_urls.origin_of(job.callback_url))
-        return names
+        names = every if job.notify is None else job.notify
+        if job.callback_url is None:
+            return names
+        return [*names, callback_urls.origin_of(job.callback_url)]
 
     def filters(self) -> dict[str, tuple[str, ...]]:
         """The event types each callback with an ``events`` list takes."""
@@ -321,16 +315,17 @@ class Poller:
         if self.failures and any(s.error is None for s in seen):
             log.info("Datasaur API is answering again after %d failed attempts", self.failures)
             self.failures = 0
-        now = self.clock()
-        filters = self.filters()
+        now, polling, every = self.clock(), self.config.polling, tuple(self.config.callbacks)
+        filters, spread = self.filters(), jitter(self.rng)
         updates = [
-            decide(job, s, now, self.config.polling, self.targets(job), self.rng, filters)
+            decide(job, s, now, polling, self.targets(job, every), spread, filters)
             for job, s in zip(jobs, seen, strict=True)
         ]
         created = self.store.apply_polls(updates)
         metrics.JOB_POLLS.inc(len(updates))
         for update in updates:
-            self._log_update(update)
+            if update.events or update.state == "done":
+                self._log_update(update)
         if created:
             self.on_enqueued()
 

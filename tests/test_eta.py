@@ -94,18 +94,18 @@ def seen(status: str, progress: int) -> Observation:
 
 
 def test_decide_polls_near_the_estimate_and_shows_it() -> None:
-    update = decide(job(), seen("IN_PROGRESS", 20), 200.0, POLLING, ["hook"], random.Random(1))
+    update = decide(job(), seen("IN_PROGRESS", 20), 200.0, POLLING, ["hook"], 1.0)
     assert update.eta is not None and abs(update.eta - 1000) < 1
     assert update.poll_interval == 300  # far from the end: max_interval, not every 10 s
-    near = decide(job(), seen("IN_PROGRESS", 90), 900.0, POLLING, ["hook"], random.Random(1))
+    near = decide(job(), seen("IN_PROGRESS", 90), 900.0, POLLING, ["hook"], 1.0)
     assert near.poll_interval == 60  # closing in on the estimated end
-    last = decide(job(), seen("IN_PROGRESS", 99), 990.0, POLLING, ["hook"], random.Random(1))
+    last = decide(job(), seen("IN_PROGRESS", 99), 990.0, POLLING, ["hook"], 1.0)
     assert last.poll_interval == 10  # then every interval until it ends
 
 
 def test_predictive_false_keeps_the_adaptive_schedule() -> None:
     adaptive = POLLING.model_copy(update={"predictive": False})
-    update = decide(job(), seen("IN_PROGRESS", 20), 200.0, adaptive, ["hook"], random.Random(1))
+    update = decide(job(), seen("IN_PROGRESS", 20), 200.0, adaptive, ["hook"], 1.0)
     assert update.poll_interval == 10  # progress moved: back to interval
     assert update.eta is not None  # the estimate is still shown
 
@@ -117,7 +117,7 @@ def test_terminal_events_carry_started_at_and_duration() -> None:
         1_250.5,
         POLLING,
         ["hook"],
-        random.Random(1),
+        1.0,
     )
     data = update.events[0].payload["data"]
     assert data["duration_s"] == 250.5

@@ -13,6 +13,7 @@ import itertools
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,7 @@ def test_a_change_resets_the_interval(
     assert intervals_of(store, job_id) == 10
 
 
-def test_jobs_registered_together_are_spread_over_the_interval(
+def test_jobs_registered_together_are_spread_over_the_interval_request_by_request(
     simulator: DatasaurSimulator, store: SqliteStore, tmp_path: Path
 ) -> None:
     watch_jobs(simulator, store, 400)
@@ -306,20 +307,22 @@ def test_jobs_registered_together_are_spread_over_the_interval(
     poller = poller_for(
         store, make_config(simulator, tmp_path, interval=10, max_interval=80), clock
     )
-    assert poller.tick() == 400
+    assert poller.tick() == 400  # 8 requests of 50
 
     next_polls = [job.next_poll_at - T0 for job in store.jobs("watching")]
     assert min(next_polls) >= 8 and max(next_polls) <= 10
-    # No herd: each fifth of the [8 s, 10 s] window gets a share of the jobs.
-    buckets = [0] * 5
-    for offset in next_polls:
-        buckets[min(4, int((offset - 8) / 0.4))] += 1
-    assert min(buckets) >= 40
+    # No herd: each request's jobs are rescheduled together, the requests apart.
+    together = Counter(round(offset, 6) for offset in next_polls)
+    assert sorted(together.values()) == [50] * 8
+    assert max(together) - min(together) > 1
 
-    # So the next ticks, one simulated second apart, each poll only part of them.
+    # So the next ticks, one simulated second apart, each poll only part of them, and
+    # every request they make is full again.
     per_tick = []
     for second in (8, 9, 10):
         clock.now = T0 + second
+        before = len(simulator.stats().requests)
         per_tick.append(poller.tick())
+        assert all(size == 50 for _, _, size in requests_since(simulator, before))
     assert sum(per_tick) == 400
     assert max(per_tick) < 400

@@ -317,9 +317,11 @@ def test_expiring_tokens_are_refreshed_ahead_of_expiry(
     receiver: WebhookReceiver, daemon_factory: Factory, tmp_path: Path
 ) -> None:
     with DatasaurSimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, token_ttl=5) as sim:
-        # Progress moves every 0.1s, so the job is polled at the 0.2s interval throughout.
+        # Progress moves every 0.1s, so the job is polled at the 0.2s interval throughout
+        # (adaptive polling: a predictive one would wait up to max_interval, 1s).
         sim.script_job("j1", [(0.1 * step, "IN_PROGRESS", step) for step in range(100)])
-        daemon = daemon_factory(one_job(sim, receiver, tmp_path))
+        polling = {"interval": "0.2s", "max_interval": "1s", "expire_after": 0, "predictive": False}
+        daemon = daemon_factory(one_job(sim, receiver, tmp_path, polling=polling))
         wait_until(lambda: sim.stats().token_requests >= 2, 10)
         finish_and_expect_webhook(sim, receiver)
         assert daemon.stop() == 0

@@ -38,7 +38,7 @@ from notifier.store import (
     StoreError,
     WatchedJob,
 )
-from notifier.store.base import migrations
+from notifier.store.base import is_quiet, migrations
 from notifier.store.postgres import PostgresStore
 from tests.support.smtp import free_port
 from tests.support.waiting import wait_until
@@ -532,6 +532,37 @@ def test_redeliver_matching_changes_nothing_when_more_than_at_most_match(store: 
     assert {f"{d.job_id}-{d.callback}": d for d in store.deliveries()} == rows
     allowed = store.redeliver_matching("pending", NOW + 500, at_most=3)
     assert allowed.queued and len(allowed.deliveries) == 3
+
+
+def test_a_quiet_poll_moves_the_schedule_and_keeps_the_stored_job(store: Any) -> None:
+    store.sync_config_jobs([spec("a")], NOW)
+    seen = {"id": "a", "status": "IN_PROGRESS", "progress": 40, "updatedAt": "2026-11-29T00:00:00Z"}
+    job = claim_job(store, "a")
+    first = update("a", state="watching", lease=job.lease)._replace(
+        status="IN_PROGRESS", progress=40, job=seen
+    )
+    store.apply_polls([first])
+    [job] = store.jobs()
+    assert (job.job, job.job_updated_at) == (seen, "2026-11-29T00:00:00Z")
+    # nothing new: the poll writes its schedule only (a quiet update has no job)
+    job = claim_job(store, "a", NOW + 1)
+    quiet = first._replace(job=None, polled_at=NOW + 1, next_poll_at=NOW + 3, eta=NOW + 60)
+    assert is_quiet(quiet) and store.apply_polls([quiet._replace(lease=job.lease)]) == 0
+    [job] = store.jobs()
+    assert (job.job, job.job_updated_at, job.status) == (
+        seen,
+        "2026-11-29T00:00:00Z",
+        "IN_PROGRESS",
+    )
+    assert near(job.last_polled_at, NOW + 1) and near(job.next_poll_at, NOW + 3)
+    assert near(job.eta, NOW + 60)
+    # an expiry after failed polls changes the state but keeps the job Datasaur last sent
+    job = claim_job(store, "a", NOW + 3)
+    expired = quiet._replace(state="expired", next_poll_at=None, last_error="boom")
+    assert not is_quiet(expired)
+    store.apply_polls([expired._replace(lease=job.lease)])
+    [job] = store.jobs()
+    assert (job.state, job.job, job.last_error) == ("expired", seen, "boom")
 
 
 def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any) -> None:

@@ -23,7 +23,7 @@ from notifier.events import (
     isoformat,
     sample_payload,
 )
-from notifier.poller import NOT_FOUND, Observation, decide
+from notifier.poller import NOT_FOUND, Observation, decide, jitter
 from notifier.report import (
     deliveries_table,
     delivery_document,
@@ -32,6 +32,7 @@ from notifier.report import (
     table,
 )
 from notifier.store import Delivery, WatchedJob, updated_at_of
+from notifier.store.base import is_quiet
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -173,7 +174,7 @@ def datasaur_job(status: str, progress: int | None = 50, **extra: Any) -> dict[s
 
 
 def run_decide(job: WatchedJob, seen: Observation, now: float = NOW, polling: Any = POLLING):
-    return decide(job, seen, now, polling, TARGETS, random.Random(0))
+    return decide(job, seen, now, polling, TARGETS, 1.0)
 
 
 def test_first_poll_uses_the_base_interval_with_spread() -> None:
@@ -270,7 +271,7 @@ def test_event_goes_to_the_targets_given() -> None:
         NOW,
         POLLING,
         ["hook"],
-        random.Random(0),
+        1.0,
     )
     assert list(update.events[0].callbacks) == ["hook"]
 
@@ -286,6 +287,25 @@ def test_poll_error_keeps_what_was_known_and_backs_off() -> None:
     assert update.last_error == "boom"
     assert update.poll_interval == 20
     assert update.events == []
+
+
+def test_an_answer_with_nothing_new_is_a_quiet_poll() -> None:
+    details = datasaur_job("IN_PROGRESS", 40)
+    job = watched(status="IN_PROGRESS", progress=40, job=details, poll_interval=10)
+    same = run_decide(job, Observation(job=dict(details)))
+    assert same.job is None and is_quiet(same)  # the stored job stands, nothing re-encoded
+    assert (same.status, same.progress, same.poll_interval) == ("IN_PROGRESS", 40, 20)
+    touched = run_decide(job, Observation(job=details | {"updatedAt": "2024-01-01T00:02:00Z"}))
+    assert touched.job == details | {"updatedAt": "2024-01-01T00:02:00Z"}
+    assert not is_quiet(touched)
+    assert touched.poll_interval == 20  # status and progress did not move: still backing off
+    moved = run_decide(job, Observation(job=datasaur_job("IN_PROGRESS", 41)))
+    assert moved.job == datasaur_job("IN_PROGRESS", 41) and moved.poll_interval == 10
+
+
+def test_a_first_answer_is_stored() -> None:
+    update = run_decide(watched(), Observation(job=datasaur_job("QUEUED", 0)))
+    assert update.job == datasaur_job("QUEUED", 0) and not is_quiet(update)
 
 
 def test_unknown_job_is_polled_at_max_interval() -> None:
@@ -329,15 +349,14 @@ def test_expire_after_zero_never_expires() -> None:
     assert update.events == []
 
 
-def test_next_polls_spread_over_the_last_fifth_of_the_interval() -> None:
+def test_batches_spread_over_the_last_fifth_of_the_interval() -> None:
     rng = random.Random(3)
-    times = [
-        decide(watched(), Observation(job=datasaur_job("QUEUED")), NOW, POLLING, TARGETS, rng)
-        for _ in range(200)
-    ]
-    offsets = [u.next_poll_at - NOW for u in times if u.next_poll_at is not None]
-    assert min(offsets) >= 8 and max(offsets) <= 10
-    assert max(offsets) - min(offsets) > 1
+    spreads = [jitter(rng) for _ in range(200)]
+    assert min(spreads) >= 0.8 and max(spreads) <= 1.0
+    assert max(spreads) - min(spreads) > 0.1
+    seen = Observation(job=datasaur_job("QUEUED"))
+    update = decide(watched(), seen, NOW, POLLING, TARGETS, spreads[0])
+    assert update.next_poll_at == NOW + 10 * spreads[0]
 
 
 # --- per-callback event filters and stalled jobs (issue 11) ---------------------------
@@ -346,7 +365,7 @@ STALLING = PollingSettings(interval=10, max_interval=80, expire_after=0, stall_a
 
 
 def filtered(job: WatchedJob, seen: Observation, filters: dict[str, tuple[str, ...]]) -> Any:
-    return decide(job, seen, NOW, POLLING, TARGETS, random.Random(0), filters)
+    return decide(job, seen, NOW, POLLING, TARGETS, 1.0, filters)
 
 
 def test_an_events_filter_keeps_an_event_from_the_callbacks_that_do_not_take_it() -> None:
@@ -374,14 +393,14 @@ def test_a_filter_on_a_callback_the_job_does_not_notify_changes_nothing() -> Non
         NOW,
         POLLING,
         ["hook"],
-        random.Random(0),
+        1.0,
         {"mail": ("job.failed",)},
     )
     assert list(update.events[0].callbacks) == ["hook"]
 
 
 def stall_poll(job: WatchedJob, seen: Observation, now: float = NOW, **kw: Any) -> Any:
-    return decide(job, seen, now, STALLING, TARGETS, random.Random(0), kw.get("filters"))
+    return decide(job, seen, now, STALLING, TARGETS, 1.0, kw.get("filters"))
 
 
 def test_the_first_answer_starts_the_stall_clock() -> None:
@@ -470,7 +489,7 @@ def test_no_stall_without_an_answer_after_the_end_or_with_stall_after_zero() -> 
         NOW,
         POLLING,
         TARGETS,
-        random.Random(0),
+        1.0,
     )
     assert off.events == [] and not off.stalled
 
