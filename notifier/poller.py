@@ -7,6 +7,7 @@ the request-rate cap and backing off the whole poller when the API is unwell.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "not found"
 ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejections in a row
 SPREAD = 0.2  # a batch's next polls land at [0.8, 1.0] x their interval
+REQUESTS_PER_WRITE = 4  # getJobs requests claimed together, their polls written together
 
 
 class Observation(NamedTuple):
@@ -237,28 +239,55 @@ class Poller:
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
 
-        Only jobs due when the tick starts are polled: a job rescheduled during the tick
-        waits for the next one, so a tick always ends (and /healthz sees it end).
+        Jobs are claimed for up to :data:`REQUESTS_PER_WRITE` requests at a time, as many
+        as the rate cap grants now. Only jobs due when the tick starts are polled: a job
+        rescheduled during the tick waits for the next one, so a tick always ends (and
+        /healthz sees it end).
         """
         polled = 0
         batch_size = self.config.datasaur.batch_size
         started = self.clock()
         while not self.stopping.is_set() and self.clock() >= self.backoff_until:
-            jobs = self.store.claim_jobs(started, batch_size)
-            if not jobs:
+            granted = self.limiter.take(REQUESTS_PER_WRITE)
+            if not granted:
                 break
-            if not self.limiter.try_acquire():
-                self.store.release_jobs(jobs)  # no lease held while nothing is polled
-                break
-            if not self._poll_batch(jobs):
-                break
-            polled += len(jobs)
-            if len(jobs) < batch_size:
+            jobs = self.store.claim_jobs(started, granted * batch_size)
+            batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
+            self.limiter.give_back(granted - len(batches))
+            made, healthy = self._poll_batches(batches)
+            polled += made
+            if not healthy or len(jobs) < granted * batch_size:
                 break
         return polled
 
-    def _poll_batch(self, jobs: list[WatchedJob]) -> bool:
-        """Poll one batch; False when the API is unavailable (the poller then backs off)."""
+    def _poll_batches(self, batches: list[list[WatchedJob]]) -> tuple[int, bool]:
+        """Poll claimed batches, one request each (its token already taken), and write
+        their polls in one transaction: at once when a request found something to notify,
+        so batching writes never delays a notification.
+
+        Returns the job-polls made and False when the API is unavailable or the daemon
+        stops (the jobs not polled are given back).
+        """
+        polled, healthy, unwritten = 0, True, []
+        for index, batch in enumerate(batches):
+            seen, healthy = self._observe(batch)
+            updates = self._decide(batch[: len(seen)], seen)
+            unwritten += updates
+            polled += len(seen)
+            if not healthy or self.stopping.is_set():
+                later = batches[index + 1 :]
+                self.limiter.give_back(len(later))
+                self.store.release_jobs([*batch[len(seen) :], *itertools.chain(*later)])
+                healthy = False
+                break
+            if any(update.events for update in updates):
+                self._write(unwritten)
+                unwritten = []
+        self._write(unwritten)
+        return polled, healthy
+
+    def _observe(self, jobs: list[WatchedJob]) -> tuple[list[Observation], bool]:
+        """What Datasaur says about one batch, and False when the API is unavailable."""
         ids = [job.id for job in jobs]
         try:
             try:
@@ -267,21 +296,18 @@ class Poller:
                 log.warning("batch of %d jobs rejected (%s); retrying once", len(ids), first)
                 self.limiter.acquire(self.stopping)
                 answers = self.client.get_jobs(ids)
-            seen = [Observation(job=a, found=a is not None) for a in answers]
         except QueryRejected as exc:
             log.warning(
                 "batch of %d jobs rejected again (%s); polling them one by one", len(ids), exc
             )
-            return self._poll_one_by_one(jobs)
+            return self._observe_one_by_one(jobs)
         except ApiUnavailable as exc:
-            self.store.release_jobs(jobs)
             self._api_failed(exc)
-            return False
-        self._record(jobs, seen)
-        return True
+            return [], False
+        return [Observation(answer, answer is not None) for answer in answers], True
 
-    def _poll_one_by_one(self, jobs: list[WatchedJob]) -> bool:
-        """Poll a rejected batch job by job, so that one bad id can't block the others.
+    def _observe_one_by_one(self, jobs: list[WatchedJob]) -> tuple[list[Observation], bool]:
+        """Ask about a rejected batch job by job, so that one bad id can't block the others.
 
         If the first few are all rejected too, the API is rejecting everything: stop
         there and back off rather than send one doomed request per job.
@@ -289,38 +315,39 @@ class Poller:
         seen: list[Observation] = []
         for job in jobs:
             if not self.limiter.acquire(self.stopping):
-                break
+                return seen, False
             try:
                 answer = self.client.get_job(job.id)
-                seen.append(Observation(job=answer, found=answer is not None))
+                seen.append(Observation(answer, answer is not None))
             except QueryRejected as exc:
                 log.warning("job %s: Datasaur rejected the query: %s", job.id, exc)
                 seen.append(Observation(error=scrub(str(exc))))
             except ApiUnavailable as exc:
-                self._record(jobs[: len(seen)], seen)
-                self.store.release_jobs(jobs[len(seen) :])
                 self._api_failed(exc)
-                return False
+                return seen, False
             if len(seen) >= ALL_REJECTED_AFTER and all(s.error is not None for s in seen):
                 break
-        self._record(jobs[: len(seen)], seen)
-        self.store.release_jobs(jobs[len(seen) :])
         if seen and all(s.error is not None for s in seen):
             reason = f"every job asked for was rejected: {seen[-1].error}"
             self._api_failed(ApiUnavailable(reason))
-            return False
-        return True
+            return seen, False
+        return seen, True
 
-    def _record(self, jobs: Sequence[WatchedJob], seen: Sequence[Observation]) -> None:
+    def _decide(self, jobs: Sequence[WatchedJob], seen: Sequence[Observation]) -> list[JobUpdate]:
+        """What one request's answers mean (one jitter for the whole request)."""
         if self.failures and any(s.error is None for s in seen):
             log.info("Datasaur API is answering again after %d failed attempts", self.failures)
             self.failures = 0
         now, polling, every = self.clock(), self.config.polling, tuple(self.config.callbacks)
         filters, spread = self.filters(), jitter(self.rng)
-        updates = [
+        return [
             decide(job, s, now, polling, self.targets(job, every), spread, filters)
             for job, s in zip(jobs, seen, strict=True)
         ]
+
+    def _write(self, updates: list[JobUpdate]) -> None:
+        if not updates:
+            return
         created = self.store.apply_polls(updates)
         metrics.JOB_POLLS.inc(len(updates))
         for update in updates:

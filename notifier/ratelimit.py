@@ -12,11 +12,20 @@ import time
 
 
 class WaitingLimiter:
-    """``acquire`` waits on ``try_acquire``; subclasses say when to look again."""
+    """``acquire`` waits on ``try_acquire``; subclasses hand out tokens and say when
+    to look again."""
+
+    def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` tokens now; returns how many were taken."""
+        raise NotImplementedError
+
+    def give_back(self, count: int) -> None:
+        """Return tokens taken but not used."""
+        raise NotImplementedError
 
     def try_acquire(self) -> bool:
         """Take a token if one is available now."""
-        raise NotImplementedError
+        return self.take(1) == 1
 
     def wait_hint(self) -> float:
         """Seconds until a token is likely available."""
@@ -45,15 +54,6 @@ class RateLimiter(WaitingLimiter):
         now = time.monotonic()
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-
-    def try_acquire(self) -> bool:
-        """Take a token if one is available now."""
-        with self._lock:
-            self._refill()
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
 
     def take(self, wanted: int) -> int:
         """Take up to ``wanted`` tokens now; returns how many were taken."""

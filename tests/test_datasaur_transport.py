@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,13 +53,18 @@ def reply(conn: socket.socket, status: str, body: bytes, *headers: str) -> None:
 
 
 class RawServer:
-    """Accepts connections on 127.0.0.1 and hands each to ``behaviour`` in turn."""
+    """Accepts connections on 127.0.0.1 and hands each to ``behaviour`` in turn
+    (over TLS with ``tls``, as ``localhost``)."""
 
-    def __init__(self, behaviours: Iterator[Behaviour]) -> None:
+    def __init__(self, behaviours: Iterator[Behaviour], tls: ssl.SSLContext | None = None):
         self.behaviours = behaviours
+        self.tls = tls
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/graphql"
+        port = self.listener.getsockname()[1]
+        self.url = (
+            f"https://localhost:{port}/graphql" if tls else f"http://127.0.0.1:{port}/graphql"
+        )
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -66,8 +74,13 @@ class RawServer:
             except OSError:
                 return
             self.connections += 1
-            with conn:
-                next(self.behaviours)(conn)
+            try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                with conn:
+                    next(self.behaviours)(conn)
+            except OSError:  # ssl.SSLError too: a client that refused our certificate
+                continue
 
     def close(self) -> None:
         self.listener.close()
@@ -142,6 +155,54 @@ def test_retry_after_is_read_from_an_overloaded_api(serve: Callable[..., Any]) -
     with pytest.raises(ApiUnavailable, match="HTTP 503") as failure:
         client.get_jobs(["a"])
     assert failure.value.retry_after == 7
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and its key."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def tls_server(certificate: tuple[Path, Path], *behaviours: Behaviour) -> RawServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return RawServer(iter(behaviours), tls=context)
+
+
+def test_tls_with_the_ca_bundle_requests_would_use(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = tls_server(certificate, answer_kept_alive)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
+    try:
+        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
+        for _ in range(3):
+            assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+        assert server.connections == 1
+    finally:
+        server.close()
+
+
+def test_tls_refuses_a_certificate_it_cannot_verify(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = tls_server(certificate, answer_kept_alive)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    try:
+        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
+        with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            client.get_jobs(["a"])
+    finally:
+        server.close()
 
 
 def test_an_unreachable_api_is_unavailable() -> None:

@@ -899,18 +899,32 @@ class SharedRateLimiter(WaitingLimiter):
         self.slot = 1.0 / rate
         self.window = max(1.0, rate) * self.slot
 
-    def try_acquire(self) -> bool:
-        """Take the next slot if it is within the window."""
+    def take(self, wanted: int) -> int:
+        """Take up to ``wanted`` of the next slots that are within the window."""
         rows = self.store._query(
             """
-            UPDATE rate_limits SET next_free = greatest(next_free, c.t) + %s
-            FROM (SELECT extract(epoch from clock_timestamp()) AS t) AS c
-            WHERE name = %s AND greatest(next_free, c.t) + %s <= c.t + %s
-            RETURNING next_free
+            WITH free AS (
+                SELECT least(%s, floor((c.t + %s - greatest(r.next_free, c.t)) / %s + 1e-9))
+                       ::int AS n, c.t
+                FROM rate_limits r, (SELECT extract(epoch from clock_timestamp()) AS t) AS c
+                WHERE r.name = %s
+                FOR UPDATE OF r
+            )
+            UPDATE rate_limits SET next_free = greatest(next_free, free.t) + free.n * %s
+            FROM free WHERE name = %s AND free.n > 0
+            RETURNING free.n
             """,
-            (self.slot, self.name, self.slot, self.window),
+            (wanted, self.window, self.slot, self.name, self.slot, self.name),
         )
-        return bool(rows)
+        return int(rows[0][0]) if rows else 0
+
+    def give_back(self, count: int) -> None:
+        """Free ``count`` slots taken but not used."""
+        if count > 0:
+            self.store._query(
+                "UPDATE rate_limits SET next_free = next_free - %s WHERE name = %s RETURNING 1",
+                (count * self.slot, self.name),
+            )
 
     def wait_hint(self) -> float:
         """Until the next slot enters the window (at most one slot: others compete)."""
