@@ -635,6 +635,23 @@ def test_rate_limiter_allows_a_burst_then_the_rate(store: Any) -> None:
     assert limiter.acquire(threading.Event())  # and then one more, soon
 
 
+def test_rate_limiter_grants_several_tokens_and_takes_back_unused_ones(store: Any) -> None:
+    limiter = store.rate_limiter(0.01)  # a token every 100 s: none come back on their own
+    assert limiter.take(4) == 1  # the burst is max(1, rate) = 1 token
+    assert limiter.take(4) == 0 and not limiter.try_acquire()
+    limiter.give_back(1)
+    assert limiter.take(4) == 1
+    limiter.give_back(0)
+    assert limiter.take(1) == 0
+
+
+def test_rate_limiter_grants_at_most_its_burst_at_once(store: Any) -> None:
+    limiter = store.rate_limiter(1000)
+    assert 990 <= limiter.take(2000) <= 1000  # one second's worth (less a few ms' rounding)
+    limiter.give_back(10)
+    assert limiter.take(10) == 10
+
+
 # --- SQLite only: the file ------------------------------------------------------------
 
 
