@@ -129,20 +129,18 @@ class _KeptAlive:
     reopened and the query sent again (it is read-only); any other failure is raised.
     """
 
-    def __init__(self, url: str, timeout: float, tls: ssl.SSLContext) -> None:
+    def __init__(self, url: str, timeout: float, bundle: str | None) -> None:
         parts = urlsplit(url)
+        self.https = parts.scheme == "https"
+        self.address = (parts.hostname or "", parts.port)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host, port = parts.hostname or "", parts.port
-        self.connection: http.client.HTTPConnection
-        if parts.scheme == "https":
-            self.connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
-        else:
-            self.connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.timeout, self.bundle = timeout, bundle
+        self.connection: http.client.HTTPConnection | None = None
         self.lock = threading.Lock()
 
     def post(self, body: bytes, headers: Mapping[str, str]) -> Reply:
         with self.lock:
-            reused = self.connection.sock is not None
+            reused = self.connection is not None and self.connection.sock is not None
             try:
                 return self._exchange(body, headers)
             except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
@@ -150,25 +148,48 @@ class _KeptAlive:
                     raise
             return self._exchange(body, headers)
 
+    def _connect(self) -> http.client.HTTPConnection:
+        """The connection (made on first use: a bad CA bundle is a failed request)."""
+        if self.connection is None:
+            host, port = self.address
+            if self.https:
+                tls = _tls_context(self.bundle)
+                self.connection = http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout, context=tls
+                )
+            else:
+                self.connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return self.connection
+
     def _exchange(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        connection = self._connect()
         try:
-            self.connection.request("POST", self.target, body, dict(headers))
-            response = self.connection.getresponse()
+            connection.request("POST", self.target, body, dict(headers))
+            response = connection.getresponse()
             data = response.read()
         except BaseException:
-            self.connection.close()
+            connection.close()
             raise
         if response.will_close:
-            self.connection.close()
+            connection.close()
         return response.status, response.getheader("Retry-After"), data
+
+
+def _tls_context(bundle: str | None) -> ssl.SSLContext:
+    """Certificates checked against ``bundle`` (a file or a directory), else certifi's."""
+    if bundle and os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle or certifi.where())
 
 
 class _Proxied:
     """The GraphQL endpoint through the proxy the environment names (urllib3)."""
 
-    def __init__(self, url: str, proxy: str, timeout: float, tls: ssl.SSLContext) -> None:
+    def __init__(self, url: str, proxy: str, timeout: float, bundle: str | None) -> None:
         self.url = url
-        self.manager = urllib3.ProxyManager(proxy, maxsize=2, ssl_context=tls)
+        where = "ca_cert_dir" if bundle and os.path.isdir(bundle) else "ca_certs"
+        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", where: bundle or certifi.where()}
+        self.manager = urllib3.ProxyManager(proxy, maxsize=2, **tls)
         self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
 
     def post(self, body: bytes, headers: Mapping[str, str]) -> Reply:
@@ -186,13 +207,12 @@ def _graphql_transport(settings: DatasaurSettings) -> _KeptAlive | _Proxied:
     are those requests would use, so both clients reach the same places the same way.
     """
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    tls = ssl.create_default_context(cafile=bundle or certifi.where())
     url = settings.graphql_url
     proxies = requests.utils.get_environ_proxies(url)
     proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
     if proxy:
-        return _Proxied(url, proxy, settings.timeout, tls)
-    return _KeptAlive(url, settings.timeout, tls)
+        return _Proxied(url, proxy, settings.timeout, bundle)
+    return _KeptAlive(url, settings.timeout, bundle)
 
 
 def _resolve_environment_once(session: requests.Session, settings: DatasaurSettings) -> None:

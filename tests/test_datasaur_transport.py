@@ -205,6 +205,23 @@ def test_tls_refuses_a_certificate_it_cannot_verify(
         server.close()
 
 
+def test_a_missing_ca_bundle_is_a_failed_request_not_a_crash(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = tls_server(certificate, answer_kept_alive)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    try:
+        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
+        with pytest.raises(ApiUnavailable, match="No such file"):
+            client.get_jobs(["a"])
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0].parent))  # a directory
+        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
+        with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            client.get_jobs(["a"])  # no hashed names in it: nothing trusted, nothing broken
+    finally:
+        server.close()
+
+
 def test_an_unreachable_api_is_unavailable() -> None:
     with socket.socket() as unused:  # a port nobody listens on
         unused.bind(("127.0.0.1", 0))

@@ -17,7 +17,8 @@ table and figures derived from several results::
 under ``key`` in the run's results. A module may register several names (cluster:
 ``cluster`` and ``claims``); they run in the order they are registered. ``derive`` hooks
 run in module order once the run's scenarios are done: throughput's adds the CPU ratio
-naive / daemon, delivery's the delivery ratio with a slow callback.
+naive / daemon, cluster's the same on PostgreSQL, delivery's the delivery ratio with a
+slow callback.
 
 A module imports what only it needs (psycopg, say) inside its functions, so that the
 other scenarios run without it.

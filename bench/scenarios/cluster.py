@@ -41,7 +41,10 @@ ROWS = [
         "{:.0f}"),
     Row("PostgreSQL, 3 daemons: job-polls/s", "cluster_3.polls_per_s", None, "", None,
         "{:.0f}"),
-    Row("PostgreSQL, 1 daemon: client CPU ms / 1,000 job-polls", "cluster_1.cpu_ms_per_1000_polls"),
+    Row("PostgreSQL, 1 daemon: client CPU ms / 1,000 job-polls", "cluster_1.cpu_ms_per_1000_polls",
+        "naive.cpu_ms_per_1000_polls"),
+    Row("  CPU ratio naive / daemon on PostgreSQL (1 daemon)", "cpu_ratio_naive_over_postgres",
+        None, "(reported)", None),
     Row("PostgreSQL, 2 daemons: client CPU ms / 1,000 job-polls",
         "cluster_2.cpu_ms_per_1000_polls"),
     Row("PostgreSQL, 3 daemons: client CPU ms / 1,000 job-polls",
@@ -196,3 +199,10 @@ def run_cluster(root: Path, sizes: Sizes, step: Step) -> None:
 @scenario("claims")
 def run_claims(root: Path, sizes: Sizes, step: Step) -> None:
     step("claims_100k", lambda: claim_cost(root, sizes))
+
+
+def derive(run: dict[str, Any]) -> None:
+    """The naive poller's CPU per 1,000 job-polls over one daemon's on PostgreSQL."""
+    if "cluster_1" in run and "naive" in run:
+        daemon_cpu = run["cluster_1"]["cpu_ms_per_1000_polls"]
+        run["cpu_ratio_naive_over_postgres"] = run["naive"]["cpu_ms_per_1000_polls"] / daemon_cpu
