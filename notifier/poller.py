@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "not found"
 ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejections in a row
 SPREAD = 0.2  # a batch's next polls land at [0.8, 1.0] x their interval
-REQUESTS_PER_WRITE = 4  # getJobs requests claimed together, their polls written together
 
 
 class Observation(NamedTuple):
@@ -239,8 +238,8 @@ class Poller:
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
 
-        Jobs are claimed for up to :data:`REQUESTS_PER_WRITE` requests at a time, as many
-        as the rate cap grants now. Only jobs due when the tick starts are polled: a job
+        Jobs are claimed for up to ``store.requests_per_write`` requests at a time, as
+        many as the rate cap grants now. Only jobs due when the tick starts are polled: a job
         rescheduled during the tick waits for the next one, so a tick always ends (and
         /healthz sees it end).
         """
@@ -248,7 +247,7 @@ class Poller:
         batch_size = self.config.datasaur.batch_size
         started = self.clock()
         while not self.stopping.is_set() and self.clock() >= self.backoff_until:
-            granted = self.limiter.take(REQUESTS_PER_WRITE)
+            granted = self.limiter.take(self.store.requests_per_write)
             if not granted:
                 break
             jobs = self.store.claim_jobs(started, granted * batch_size)

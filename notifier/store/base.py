@@ -288,6 +288,9 @@ class Store(Protocol):
     """What the daemon and the CLI need from persistence."""
 
     instance: Instance | None
+    # How many getJobs requests' worth of due jobs one claim takes, their polls then
+    # written in one transaction (see Poller.tick).
+    requests_per_write: int
 
     def migrate(self) -> int: ...
     def sync_config_jobs(self, specs: Iterable[JobSpec], now: float) -> None: ...

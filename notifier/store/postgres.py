@@ -196,6 +196,11 @@ _RENEW = """
 class PostgresStore(Summaries):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""
 
+    # Claims of one request's worth: claiming four at once cut the client's CPU per
+    # poll by a fifth but doubled the server's, and daemons share the work more evenly
+    # in small claims (BENCHMARKS.md).
+    requests_per_write = 1
+
     def __init__(
         self, url: str, instance: Instance | None = None, lease: float = 30.0, migrate: bool = True
     ) -> None:
