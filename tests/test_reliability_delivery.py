@@ -200,7 +200,12 @@ def test_second_run_exits_1_naming_the_lock_while_cli_keeps_working(
     receiver.wait_for(lambda h: h.json["data"]["job_id"] == "added-later", timeout=10)
     again = cli(daemon.config, "redeliver", row["id"])
     assert again.returncode == 0, again.stderr
-    resent = receiver.wait_for(lambda h: h.headers["webhook-id"] == row["id"], timeout=10)
+
+    def sent_twice() -> list[ReceivedWebhook]:
+        sent = [h for h in receiver.received if h.headers["webhook-id"] == row["id"]]
+        return sent if len(sent) >= 2 else []
+
+    resent = wait_until(sent_twice, 10, message="the redelivery never arrived")
     assert len(resent) == 2
     assert daemon.alive()
     assert daemon.stop() == 0
