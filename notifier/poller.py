@@ -350,8 +350,7 @@ class Poller:
         created = self.store.apply_polls(updates)
         metrics.JOB_POLLS.inc(len(updates))
         for update in updates:
-            if update.events or update.state == "done":
-                self._log_update(update)
+            self._log_update(update)
         if created:
             self.on_enqueued()
 

@@ -15,7 +15,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -110,48 +109,55 @@ def busy(conn: socket.socket) -> None:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[RawServer, DatasaurClient]]]:
+def serve() -> Iterator[Callable[..., RawServer]]:
+    """Start servers answering with the given behaviours (closed after the test)."""
     servers: list[RawServer] = []
 
-    def start(*behaviours: Behaviour) -> tuple[RawServer, DatasaurClient]:
-        server = RawServer(iter(behaviours))
-        servers.append(server)
-        settings = DatasaurSettings(graphql_url=server.url, token="t0ken", timeout=5)
-        return server, DatasaurClient(settings)
+    def start(*behaviours: Behaviour, tls: ssl.SSLContext | None = None) -> RawServer:
+        servers.append(RawServer(iter(behaviours), tls))
+        return servers[-1]
 
     yield start
     for server in servers:
         server.close()
 
 
-def test_queries_share_one_kept_alive_connection(serve: Callable[..., Any]) -> None:
-    server, client = serve(answer_kept_alive)
+def client_of(url: str) -> DatasaurClient:
+    """A client of ``url``, made after the environment it reads (CA bundle) is set."""
+    return DatasaurClient(DatasaurSettings(graphql_url=url, token="t0ken", timeout=5))
+
+
+def test_queries_share_one_kept_alive_connection(serve: Callable[..., RawServer]) -> None:
+    server = serve(answer_kept_alive)
+    client = client_of(server.url)
     for _ in range(5):
         assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
     assert server.connections == 1
 
 
 def test_a_connection_closed_while_idle_is_reopened_and_the_query_sent_again(
-    serve: Callable[..., Any],
+    serve: Callable[..., RawServer],
 ) -> None:
-    server, client = serve(answer_then_close, answer_then_close, answer_then_close)
+    server = serve(answer_then_close, answer_then_close, answer_then_close)
+    client = client_of(server.url)
     for _ in range(3):
         assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
     assert server.connections == 3
 
 
 def test_a_reset_on_a_new_connection_is_the_api_unavailable_with_no_retry(
-    serve: Callable[..., Any],
+    serve: Callable[..., RawServer],
 ) -> None:
-    server, client = serve(reset_at_once, answer_kept_alive)
+    server = serve(reset_at_once, answer_kept_alive)
+    client = client_of(server.url)
     with pytest.raises(ApiUnavailable, match="Datasaur API: "):
         client.get_jobs(["a"])
     assert server.connections == 1
     assert client.get_jobs(["a"]) == ANSWER["data"]["result"]  # the next tick reconnects
 
 
-def test_retry_after_is_read_from_an_overloaded_api(serve: Callable[..., Any]) -> None:
-    _, client = serve(busy)
+def test_retry_after_is_read_from_an_overloaded_api(serve: Callable[..., RawServer]) -> None:
+    client = client_of(serve(busy).url)
     with pytest.raises(ApiUnavailable, match="HTTP 503") as failure:
         client.get_jobs(["a"])
     assert failure.value.retry_after == 7
@@ -171,61 +177,52 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def tls_server(certificate: tuple[Path, Path], *behaviours: Behaviour) -> RawServer:
+@pytest.fixture
+def tls_server(certificate: tuple[Path, Path], serve: Callable[..., RawServer]) -> RawServer:
+    """A TLS server for ``localhost`` answering every query."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
-    return RawServer(iter(behaviours), tls=context)
+    return serve(answer_kept_alive, tls=context)
 
 
 def test_tls_with_the_ca_bundle_requests_would_use(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tls_server: RawServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = tls_server(certificate, answer_kept_alive)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
-    try:
-        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
-        for _ in range(3):
-            assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
-        assert server.connections == 1
-    finally:
-        server.close()
+    client = client_of(tls_server.url)
+    for _ in range(3):
+        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+    assert tls_server.connections == 1
 
 
 def test_tls_refuses_a_certificate_it_cannot_verify(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tls_server: RawServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = tls_server(certificate, answer_kept_alive)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    try:
-        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
-        with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            client.get_jobs(["a"])
-    finally:
-        server.close()
+    with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        client_of(tls_server.url).get_jobs(["a"])
 
 
 def test_a_missing_ca_bundle_is_a_failed_request_not_a_crash(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    tls_server: RawServer,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    server = tls_server(certificate, answer_kept_alive)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
-    try:
-        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
-        with pytest.raises(ApiUnavailable, match="No such file"):
-            client.get_jobs(["a"])
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0].parent))  # a directory
-        client = DatasaurClient(DatasaurSettings(graphql_url=server.url, token="t0ken"))
-        with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
-            client.get_jobs(["a"])  # no hashed names in it: nothing trusted, nothing broken
-    finally:
-        server.close()
+    with pytest.raises(ApiUnavailable, match="No such file"):
+        client_of(tls_server.url).get_jobs(["a"])
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0].parent))  # a directory
+    with pytest.raises(ApiUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        client_of(tls_server.url).get_jobs(
+            ["a"]
+        )  # no hashed names in it: nothing trusted, nothing broken
 
 
 def test_an_unreachable_api_is_unavailable() -> None:
     with socket.socket() as unused:  # a port nobody listens on
         unused.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{unused.getsockname()[1]}/graphql"
-    client = DatasaurClient(DatasaurSettings(graphql_url=url, token="t0ken", timeout=5))
     with pytest.raises(ApiUnavailable, match="refused"):
-        client.get_jobs(["a"])
+        client_of(url).get_jobs(["a"])

@@ -783,6 +783,15 @@ def race(*workers: Callable[[], None]) -> None:
         raise errors[0]
 
 
+def claimed_once(got: dict[str, list[Any]]) -> set[str]:
+    """What two racing stores claimed: each row once, by one of them, and both some."""
+    mine, theirs = set(ids(got["first"])), set(ids(got["second"]))
+    assert len(mine) == len(got["first"]) and len(theirs) == len(got["second"])
+    assert not mine & theirs
+    assert mine and theirs, "one store claimed everything: no race happened"
+    return mine | theirs
+
+
 def test_pg_two_instances_never_claim_the_same_job(pg: Callable[..., PostgresStore]) -> None:
     first, second = pg("first"), pg("second")
     first.sync_config_jobs([spec(f"job-{n:03d}") for n in range(300)], NOW)
@@ -796,11 +805,7 @@ def test_pg_two_instances_never_claim_the_same_job(pg: Callable[..., PostgresSto
         return work
 
     race(claimer(first, "first"), claimer(second, "second"))
-    mine, theirs = set(ids(got["first"])), set(ids(got["second"]))
-    assert len(mine) == len(got["first"]) and len(theirs) == len(got["second"])
-    assert not mine & theirs
-    assert mine | theirs == {job.id for job in first.jobs()}
-    assert mine and theirs, "one store claimed everything: no race happened"
+    assert claimed_once(got) == {job.id for job in first.jobs()}
     # each claim's write goes through; nothing is left to claim
     assert first.apply_polls([update(j.id, lease=j.lease) for j in got["first"]]) == 0
     assert second.apply_polls([update(j.id, lease=j.lease) for j in got["second"]]) == 0
@@ -828,11 +833,7 @@ def test_pg_two_instances_never_claim_the_same_delivery(
         return work
 
     race(claimer(first, "first"), claimer(second, "second"))
-    mine, theirs = set(ids(got["first"])), set(ids(got["second"]))
-    assert len(mine) == len(got["first"]) and len(theirs) == len(got["second"])
-    assert not mine & theirs
-    assert len(mine | theirs) == 300
-    assert mine and theirs, "one store claimed everything: no race happened"
+    assert len(claimed_once(got)) == 300
     for store, name in ((first, "first"), (second, "second")):
         for row in got[name]:
             assert store.record_attempt(attempt(row, True, "delivered", NOW, None))
