@@ -129,11 +129,20 @@ def decide(
     elif (since := _stalled_since(seen, changed_at, stalled, now, polling)) is not None:
         stalls, stalled = stalls + 1, True
         event(STALLED_EVENT, occurrence=stalls, extra=stall_fields(since, now))
-    next_poll = interval * spread + now if state == "watching" else None
+    watching = state == "watching"
+    schedule_only = (
+        watching
+        and changed_job is None
+        and not events
+        and (error, changed_at, stalls, stalled, started_at, baseline.progress)
+        == (job.last_error, job.changed_at, job.stalls, job.stalled, job.started_at,
+            job.baseline_progress)
+    )  # fmt: skip
     return JobUpdate(  # positionally: built on every job-poll
-        job.id, state, status, progress, changed_job, now, next_poll, interval, error, events,
-        job.lease, changed_at, stalls, stalled, started_at, baseline.at, baseline.progress,
-        eta if state == "watching" else None,
+        job.id, state, status, progress, changed_job, now,
+        interval * spread + now if watching else None, interval, error, events, job.lease,
+        changed_at, stalls, stalled, started_at, baseline.at, baseline.progress,
+        eta if watching else None, schedule_only,
     )  # fmt: skip
 
 

@@ -556,8 +556,17 @@ def test_a_quiet_poll_moves_the_schedule_and_keeps_the_stored_job(store: Any) ->
     )
     assert near(job.last_polled_at, NOW + 1) and near(job.next_poll_at, NOW + 3)
     assert near(job.eta, NOW + 60)
-    # an expiry after failed polls changes the state but keeps the job Datasaur last sent
+    # a schedule-only poll writes the schedule and the estimate, nothing else
     job = claim_job(store, "a", NOW + 3)
+    moved = quiet._replace(polled_at=NOW + 3, next_poll_at=NOW + 5, poll_interval=2.0,
+                           baseline_at=NOW + 3, eta=NOW + 50, schedule_only=True)  # fmt: skip
+    assert store.apply_polls([moved._replace(lease=job.lease)]) == 0
+    [job] = store.jobs()
+    assert near(job.last_polled_at, NOW + 3) and near(job.next_poll_at, NOW + 5)
+    assert near(job.baseline_at, NOW + 3) and near(job.eta, NOW + 50)
+    assert (job.poll_interval, job.job, job.status, job.owner) == (2.0, seen, "IN_PROGRESS", None)
+    # an expiry after failed polls changes the state but keeps the job Datasaur last sent
+    job = claim_job(store, "a", NOW + 5)
     expired = quiet._replace(state="expired", next_poll_at=None, last_error="boom")
     assert not is_quiet(expired)
     store.apply_polls([expired._replace(lease=job.lease)])

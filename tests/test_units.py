@@ -303,6 +303,24 @@ def test_an_answer_with_nothing_new_is_a_quiet_poll() -> None:
     assert moved.job == datasaur_job("IN_PROGRESS", 41) and moved.poll_interval == 10
 
 
+def test_a_poll_that_moves_only_the_schedule_says_so() -> None:
+    details = datasaur_job("IN_PROGRESS", 40)
+    job = watched(status="IN_PROGRESS", progress=40, job=details, poll_interval=10,
+                  changed_at=NOW - 50, started_at=NOW - 60, baseline_progress=40)  # fmt: skip
+    same = run_decide(job, Observation(job=dict(details)))
+    assert same.schedule_only and is_quiet(same)
+    # the first poll after an upgrade starts the clocks: quiet, but not the schedule alone
+    fresh = run_decide(job._replace(changed_at=None), Observation(job=dict(details)))
+    assert is_quiet(fresh) and not fresh.schedule_only and fresh.changed_at == NOW
+    # a new error is written; the same error again is a schedule change
+    failed = run_decide(job, Observation(error="boom"))
+    assert is_quiet(failed) and not failed.schedule_only
+    again = run_decide(job._replace(last_error="boom"), Observation(error="boom"))
+    assert again.schedule_only
+    touched = run_decide(job, Observation(job=details | {"updatedAt": "2024-01-01T00:02:00Z"}))
+    assert not touched.schedule_only
+
+
 def test_a_first_answer_is_stored() -> None:
     update = run_decide(watched(), Observation(job=datasaur_job("QUEUED", 0)))
     assert update.job == datasaur_job("QUEUED", 0) and not is_quiet(update)

@@ -89,7 +89,9 @@ class JobUpdate(NamedTuple):
 
     ``job`` is Datasaur's object when it changed (status, progress or ``updatedAt``),
     else None: the stored one stands, and a poll that changed nothing else is written
-    as a schedule change only (:func:`is_quiet`).
+    without it (:func:`is_quiet`). ``schedule_only`` (decided by the poller, which knows
+    the row it claimed): of the columns a poll writes, only :data:`SCHEDULE_COLUMNS`
+    changed, so only they are written -- most polls.
     """
 
     job_id: str
@@ -110,6 +112,11 @@ class JobUpdate(NamedTuple):
     baseline_at: float | None = None
     baseline_progress: int | None = None
     eta: float | None = None
+    schedule_only: bool = False
+
+
+# What a schedule-only poll writes (JobUpdate.schedule_only), in this order.
+SCHEDULE_COLUMNS = ("last_polled_at", "next_poll_at", "poll_interval", "baseline_at", "eta")
 
 
 def updated_at_of(job: dict[str, Any] | None) -> str | None:

@@ -154,14 +154,18 @@ _CLAIM_DELIVERIES = f"""
     FROM due WHERE deliveries.id = due.id
     RETURNING {_qualified(DELIVERY_COLUMNS, "deliveries")}, deliveries.lease_token
 """
-# What every poll writes; a poll that found something new also writes the job itself.
-# Either is accepted only while the caller's lease holds, and gives the job back.
-_POLLED_SET = f"""
-    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s, last_error = %s,
-    changed_at = {AT}, stalls = %s, stalled = %s, started_at = {AT}, baseline_at = {AT},
-    baseline_progress = %s, eta = {AT}, lease_owner = NULL, lease_until = NULL
+# What a poll writes, in three widths: the schedule alone (most polls), every poll's
+# columns, and those with the job itself when the poll found something new. Each is
+# accepted only while the caller's lease holds, and gives the job back.
+_SCHEDULE_SET = f"""
+    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s, baseline_at = {AT},
+    eta = {AT}, lease_owner = NULL, lease_until = NULL
+"""
+_POLLED_SET = f"""{_SCHEDULE_SET}, last_error = %s, changed_at = {AT}, stalls = %s,
+    stalled = %s, started_at = {AT}, baseline_progress = %s
 """
 _POLL_GUARD = "WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s"
+_RESCHEDULED = f"UPDATE jobs SET {_SCHEDULE_SET} {_POLL_GUARD} RETURNING id"
 _POLLED = f"UPDATE jobs SET {_POLLED_SET} {_POLL_GUARD} RETURNING id"
 _CHANGED = f"""
     UPDATE jobs SET {_POLLED_SET}, state = %s, status = %s, progress = %s,
@@ -171,10 +175,23 @@ _CHANGED = f"""
 """
 
 
+def _rescheduled(u: JobUpdate, base: float) -> tuple[Any, ...]:
+    return (at(u.polled_at, base), at(u.next_poll_at, base), u.poll_interval,
+            at(u.baseline_at, base), at(u.eta, base))  # fmt: skip
+
+
 def _polled(u: JobUpdate, base: float) -> tuple[Any, ...]:
-    return (at(u.polled_at, base), at(u.next_poll_at, base), u.poll_interval, u.last_error,
-            at(u.changed_at, base), u.stalls, u.stalled, at(u.started_at, base),
-            at(u.baseline_at, base), u.baseline_progress, at(u.eta, base))  # fmt: skip
+    return (*_rescheduled(u, base), u.last_error, at(u.changed_at, base), u.stalls, u.stalled,
+            at(u.started_at, base), u.baseline_progress)  # fmt: skip
+
+
+def _write_of(u: JobUpdate, base: float) -> tuple[str, tuple[Any, ...]]:
+    """The statement that records ``u`` and its parameters before the lease guard's."""
+    if u.schedule_only:
+        return _RESCHEDULED, _rescheduled(u, base)
+    if is_quiet(u):
+        return _POLLED, _polled(u, base)
+    return _CHANGED, (*_polled(u, base), *_changes(u))
 
 
 def _changes(u: JobUpdate) -> tuple[Any, ...]:
@@ -428,14 +445,13 @@ class PostgresStore(Summaries):
             base = time.time()  # after BEGIN: a time written is never later than asked
             # Polls that found nothing new (most) leave state, status and the stored job alone.
             applied: set[str] = set()
-            for quiet, sql in ((True, _POLLED), (False, _CHANGED)):
-                rows = [
-                    (*_polled(u, base), *([] if quiet else _changes(u)), u.job_id, owner, u.lease)
-                    for u in updates
-                    if is_quiet(u) == quiet
-                ]
-                if rows:
-                    cur.executemany(sql, rows, returning=True)
+            writes: dict[str, list[tuple[Any, ...]]] = {}
+            for u in updates:
+                sql, values = _write_of(u, base)
+                writes.setdefault(sql, []).append((*values, u.job_id, owner, u.lease))
+            for sql in (_RESCHEDULED, _POLLED, _CHANGED):  # a fixed order, each in id order
+                if sql in writes:
+                    cur.executemany(sql, writes[sql], returning=True)
                     applied.update(_returned(cur))
             if len(applied) < len(updates):
                 log.info(

@@ -24,6 +24,7 @@ from notifier.store.base import (
     PRUNABLE_JOBS,
     PRUNE_BATCH,
     PRUNE_BATCHES,
+    SCHEDULE_COLUMNS,
     UPSERT_SET,
     Attempt,
     AttemptRecord,
@@ -57,22 +58,29 @@ from notifier.store.base import (
 
 BUSY_TIMEOUT_MS = 10_000
 
-# What every poll writes; a poll that found something new also writes the job itself.
-_POLLED_SET = """
-    last_polled_at = ?, next_poll_at = ?, poll_interval = ?, last_error = ?, changed_at = ?,
-    stalls = ?, stalled = ?, started_at = ?, baseline_at = ?, baseline_progress = ?, eta = ?
+# What a poll writes, in three widths: the schedule alone (most polls), every poll's
+# columns, and those with the job itself when the poll found something new.
+_SCHEDULE_SET = ", ".join(f"{column} = ?" for column in SCHEDULE_COLUMNS)
+_POLLED_SET = f"""{_SCHEDULE_SET},
+    last_error = ?, changed_at = ?, stalls = ?, stalled = ?, started_at = ?, baseline_progress = ?
 """
-_POLLED = f"UPDATE jobs SET {_POLLED_SET} WHERE id = ? AND state = 'watching'"
+_WATCHED = "WHERE id = ? AND state = 'watching'"
+_RESCHEDULED = f"UPDATE jobs SET {_SCHEDULE_SET} {_WATCHED}"
+_POLLED = f"UPDATE jobs SET {_POLLED_SET} {_WATCHED}"
 _CHANGED = f"""
     UPDATE jobs SET {_POLLED_SET}, state = ?, status = ?, progress = ?, job = coalesce(?, job),
                     job_updated_at = CASE WHEN ? THEN ? ELSE job_updated_at END
-    WHERE id = ? AND state = 'watching'
+    {_WATCHED}
 """
 
 
+def _rescheduled(u: JobUpdate) -> tuple[Any, ...]:
+    return (u.polled_at, u.next_poll_at, u.poll_interval, u.baseline_at, u.eta)
+
+
 def _polled(u: JobUpdate) -> tuple[Any, ...]:
-    return (u.polled_at, u.next_poll_at, u.poll_interval, u.last_error, u.changed_at, u.stalls,
-            int(u.stalled), u.started_at, u.baseline_at, u.baseline_progress, u.eta)  # fmt: skip
+    return (*_rescheduled(u), u.last_error, u.changed_at, u.stalls, int(u.stalled),
+            u.started_at, u.baseline_progress)  # fmt: skip
 
 
 def _changed(u: JobUpdate) -> tuple[Any, ...]:
@@ -290,11 +298,14 @@ class SqliteStore(Summaries):
         (job, callback) is not added again.
         """
         created = 0
+        rescheduled = [(*_rescheduled(u), u.job_id) for u in updates if u.schedule_only]
+        quiet = [(*_polled(u), u.job_id) for u in updates if is_quiet(u) and not u.schedule_only]
         with self._transaction() as conn:
-            # Polls that found nothing new (most) in one statement that leaves state,
+            # Polls that found nothing new (most) in two statements that leave state,
             # status and the stored job alone; the others one by one, so that a poll's
             # events are recorded only if the job was still watched (not unwatched meanwhile).
-            conn.executemany(_POLLED, [(*_polled(u), u.job_id) for u in updates if is_quiet(u)])
+            conn.executemany(_RESCHEDULED, rescheduled)
+            conn.executemany(_POLLED, quiet)
             for update in updates:
                 if is_quiet(update) or not conn.execute(_CHANGED, _changed(update)).rowcount:
                     continue
