@@ -14,6 +14,9 @@ from typing import NamedTuple
 
 NOISE = 5  # a reading this many points below the last one is noise, not a restart
 CLOSING_IN = 0.6  # the next poll after this share of the time left to the estimate
+# Within this many intervals of the estimate, poll every interval: so close to the end
+# the estimate's own error (noise, steps) is larger than the gap CLOSING_IN would leave.
+NEAR = 3
 
 
 class Baseline(NamedTuple):
@@ -55,6 +58,8 @@ def interval_until(eta: float, now: float, interval: float, max_interval: float)
     :data:`CLOSING_IN` of the time left, within [``interval``, ``max_interval``]: far from
     the end one poll per ``max_interval``, then polls that close in on the estimate (each
     re-estimates it, so a job running early is caught early), and every ``interval`` once
-    it is near or past, until the job ends.
+    it is within :data:`NEAR` intervals or past, until the job ends.
     """
+    if eta - now <= NEAR * interval:
+        return interval
     return min(max_interval, max(interval, (eta - now) * CLOSING_IN))

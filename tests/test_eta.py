@@ -63,6 +63,7 @@ def test_the_schedule_converges_on_the_estimate() -> None:
     assert interval_until(10_000, 0, 10, 300) == 300  # far: max_interval
     assert interval_until(100, 0, 10, 300) == 60  # closing in on the estimate
     assert interval_until(15, 0, 10, 300) == 10  # near: every interval
+    assert interval_until(25, 0, 10, 300) == 10  # within 3 intervals: every interval too
     assert interval_until(-50, 0, 10, 300) == 10  # late: every interval until it ends
 
 
