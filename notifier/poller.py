@@ -356,11 +356,19 @@ class Poller:
     def _write(self, updates: list[JobUpdate]) -> None:
         if not updates:
             return
-        created = self.store.apply_polls(updates)
+        written = self.store.apply_polls(updates)
         metrics.JOB_POLLS.inc(len(updates))
         for update in updates:
-            self._log_update(update)
-        if created:
+            if update.job_id in written.refused:
+                log.info(
+                    "job %s: %s not recorded: unwatched meanwhile, or taken over by another "
+                    "instance (which notifies)",
+                    update.job_id,
+                    ", ".join(event.event for event in update.events) or update.state,
+                )
+            else:
+                self._log_update(update)
+        if written.created:
             self.on_enqueued()
 
     @staticmethod

@@ -34,6 +34,7 @@ from notifier.store import (
     Instance,
     JobUpdate,
     NewEvent,
+    PollsWritten,
     SqliteStore,
     StoreError,
     WatchedJob,
@@ -153,7 +154,7 @@ def claim_job(store: Any, job_id: str, now: float = NOW) -> WatchedJob:
 def poll(store: Any, job_id: str, *events: NewEvent, state: str = "done", at: float = NOW) -> int:
     """What the poller does for one job: claim it, then write the poll under its lease."""
     job = claim_job(store, job_id, at)
-    return int(store.apply_polls([update(job_id, *events, state=state, at=at, lease=job.lease)]))
+    return store.apply_polls([update(job_id, *events, state=state, at=at, lease=job.lease)]).created
 
 
 def claim_delivery(store: Any, delivery_id: str, callback: str, now: float = NOW) -> Delivery:
@@ -230,7 +231,7 @@ def test_released_jobs_are_claimable_again_at_once(store: Any) -> None:
     again = store.claim_jobs(NOW, 10)
     assert ids(again) == ["a", "b"]
     # ... and the second claim's tokens are the ones its writes must show
-    assert store.apply_polls([update(job.id, lease=job.lease) for job in again]) == 0
+    assert store.apply_polls([update(job.id, lease=job.lease) for job in again]).created == 0
     assert states(store) == {"a": "done", "b": "done"}
 
 
@@ -300,14 +301,15 @@ def test_poll_results_are_not_applied_to_a_job_unwatched_meanwhile(store: Any) -
     store.sync_config_jobs([spec("a")], NOW)
     job = claim_job(store, "a")
     store.unwatch("a")
-    created = store.apply_polls(
+    written = store.apply_polls(
         [update("a", delivered_event("a", "hook"), state="watching", lease=job.lease)]
     )
     [job] = store.jobs()
     assert job.state == "unwatched"
     assert job.status is None
-    # the event it saw is not notified either: the operator asked to stop
-    assert (created, store.deliveries()) == (0, [])
+    # the event it saw is not notified either: the operator asked to stop; the poller is
+    # told, so that it does not log a notification that is not coming
+    assert (written, store.deliveries()) == (PollsWritten(0, frozenset({"a"})), [])
 
 
 # --- the outbox ----------------------------------------------------------------------
@@ -316,13 +318,13 @@ def test_poll_results_are_not_applied_to_a_job_unwatched_meanwhile(store: Any) -
 def test_poll_and_outbox_rows_are_written_together(store: Any) -> None:
     store.sync_config_jobs([spec("a"), spec("b")], NOW)
     a, b = store.claim_jobs(NOW, 10)
-    created = store.apply_polls(
+    written = store.apply_polls(
         [
             update("a", delivered_event("a", "hook", "mail"), lease=a.lease),
             update("b", state="watching", lease=b.lease),
         ]
     )
-    assert created == 2
+    assert written == PollsWritten(2, frozenset())
     assert states(store) == {"a": "done", "b": "watching"}
     rows = store.deliveries()
     assert [(d.job_id, d.callback, d.event, d.state) for d in rows] == [
@@ -547,7 +549,7 @@ def test_a_quiet_poll_moves_the_schedule_and_keeps_the_stored_job(store: Any) ->
     # nothing new: the poll writes its schedule only (a quiet update has no job)
     job = claim_job(store, "a", NOW + 1)
     quiet = first._replace(job=None, polled_at=NOW + 1, next_poll_at=NOW + 3, eta=NOW + 60)
-    assert is_quiet(quiet) and store.apply_polls([quiet._replace(lease=job.lease)]) == 0
+    assert is_quiet(quiet) and store.apply_polls([quiet._replace(lease=job.lease)]).created == 0
     [job] = store.jobs()
     assert (job.job, job.job_updated_at, job.status) == (
         seen,
@@ -560,7 +562,7 @@ def test_a_quiet_poll_moves_the_schedule_and_keeps_the_stored_job(store: Any) ->
     job = claim_job(store, "a", NOW + 3)
     moved = quiet._replace(polled_at=NOW + 3, next_poll_at=NOW + 5, poll_interval=2.0,
                            baseline_at=NOW + 3, eta=NOW + 50, schedule_only=True)  # fmt: skip
-    assert store.apply_polls([moved._replace(lease=job.lease)]) == 0
+    assert store.apply_polls([moved._replace(lease=job.lease)]).created == 0
     [job] = store.jobs()
     assert near(job.last_polled_at, NOW + 3) and near(job.next_poll_at, NOW + 5)
     assert near(job.baseline_at, NOW + 3) and near(job.eta, NOW + 50)
@@ -581,7 +583,7 @@ def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any)
     fired = update("a", stalled, state="watching", lease=job.lease)._replace(
         changed_at=NOW - 60, stalls=1, stalled=True
     )
-    assert store.apply_polls([fired]) == 1
+    assert store.apply_polls([fired]).created == 1
     [job] = store.jobs()
     assert near(job.changed_at, NOW - 60) and (job.stalls, job.stalled) == (1, True)
     # the next stall of the same job is its own delivery
@@ -590,7 +592,7 @@ def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any)
     second = update("a", again, stalled, state="watching", at=NOW + 1, lease=job.lease)._replace(
         changed_at=NOW - 30, stalls=2, stalled=True
     )
-    assert store.apply_polls([second]) == 1  # occurrence 1 is there already
+    assert store.apply_polls([second]).created == 1  # occurrence 1 is there already
     rows = store.deliveries()
     assert [(d.event, d.occurrence, d.payload) for d in rows] == [
         ("job.stalled", 1, {"n": 1}),
@@ -766,7 +768,7 @@ def outbox(pg: Callable[..., PostgresStore], job_ids: list[str], *callbacks: str
     assert len(jobs) == len(job_ids)
     created = writer.apply_polls(
         [update(job.id, delivered_event(job.id, *callbacks), lease=job.lease) for job in jobs]
-    )
+    ).created
     assert created == len(job_ids) * len(callbacks)
 
 
@@ -816,8 +818,8 @@ def test_pg_two_instances_never_claim_the_same_job(pg: Callable[..., PostgresSto
     race(claimer(first, "first"), claimer(second, "second"))
     assert claimed_once(got) == {job.id for job in first.jobs()}
     # each claim's write goes through; nothing is left to claim
-    assert first.apply_polls([update(j.id, lease=j.lease) for j in got["first"]]) == 0
-    assert second.apply_polls([update(j.id, lease=j.lease) for j in got["second"]]) == 0
+    assert first.apply_polls([update(j.id, lease=j.lease) for j in got["first"]]).created == 0
+    assert second.apply_polls([update(j.id, lease=j.lease) for j in got["second"]]).created == 0
     assert first.counts()["jobs"] == {"done": 300}
 
 
@@ -876,18 +878,20 @@ def test_pg_a_write_after_the_lease_was_lost_changes_nothing(
     [fresh] = wait_until(lambda: other.claim_jobs(NOW, 10), 10)
     assert fresh.lease > stale.lease
     late = update("a", delivered_event("a", "hook"), lease=stale.lease)
-    assert slow.apply_polls([late]) == 0
+    assert slow.apply_polls([late]).created == 0
     [job] = other.jobs()
     assert (job.state, job.status, job.last_polled_at) == ("watching", None, None)
     assert other.deliveries() == []
     # The same owner with an older token is refused too (it re-claimed meanwhile).
     other.release_jobs([fresh])
     [again] = slow.claim_jobs(NOW, 10)
-    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=stale.lease)]) == 0
+    stale_write = slow.apply_polls([update("a", delivered_event("a", "hook"), lease=stale.lease)])
+    assert stale_write == PollsWritten(0, frozenset({"a"}))  # the poller logs no notification
     assert other.deliveries() == []
     # The current holder's write goes through, exactly once.
-    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=again.lease)]) == 1
-    assert slow.apply_polls([update("a", delivered_event("a", "hook"), lease=again.lease)]) == 0
+    delivered = update("a", delivered_event("a", "hook"), lease=again.lease)
+    assert slow.apply_polls([delivered]) == PollsWritten(1, frozenset())
+    assert slow.apply_polls([delivered]).created == 0
     assert states(other) == {"a": "done"}
     assert len(other.deliveries()) == 1
 
@@ -924,9 +928,9 @@ def test_pg_an_expired_lease_is_taken_over(pg: Callable[..., PostgresStore]) -> 
     took = time.monotonic() - claimed_at
     assert (taken.id, sent.id) == ("b", row.id)
     assert 0.4 <= took < 0.5 + 3, took
-    assert survivor.apply_polls([update("b", lease=taken.lease)]) == 0
+    assert survivor.apply_polls([update("b", lease=taken.lease)]).created == 0
     assert survivor.record_attempt(attempt(sent, True, "delivered", NOW, None))
-    assert crashed.apply_polls([update("b", state="expired", lease=job.lease)]) == 0
+    assert crashed.apply_polls([update("b", state="expired", lease=job.lease)]).created == 0
     assert states(survivor) == {"a": "done", "b": "done"}
 
 
@@ -939,7 +943,7 @@ def test_pg_renewal_keeps_the_lease(pg: Callable[..., PostgresStore]) -> None:
         holder.renew_leases()
         assert other.claim_jobs(NOW, 10) == []
         time.sleep(0.3)
-    assert holder.apply_polls([update("a", lease=job.lease)]) == 0
+    assert holder.apply_polls([update("a", lease=job.lease)]).created == 0
     assert states(other) == {"a": "done"}
 
 
@@ -987,7 +991,7 @@ def test_pg_one_outbox_row_per_event_when_two_instances_record_it(
                         )
                         for job in batch
                     ]
-                    created[name] += store.apply_polls(updates)
+                    created[name] += store.apply_polls(updates).created
 
         return work
 

@@ -823,3 +823,32 @@ def test_pending_deliveries_of_a_removed_callback_are_named(tmp_path, caplog):
     [record] = caplog.records
     assert "1 pending deliveries are for callback 'gone'" in record.getMessage()
     store.close()
+
+
+def test_a_poll_the_store_refused_is_not_logged_as_a_notification(tmp_path, caplog):
+    from notifier.config import parse_config
+    from notifier.poller import Poller
+    from notifier.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    config = parse_config(
+        "datasaur: {token: t}\ncallbacks: {hook: {type: webhook, url: 'http://x'}}"
+    )
+    for job_id in ("a", "b"):
+        store.watch(JobSpec(id=job_id), NOW)
+    claimed = store.claim_jobs(NOW + 1, 10)
+    updates = [
+        decide(job, Observation(job=datasaur_job("DELIVERED", 100, id=job.id)), NOW + 1,
+               config.polling, ["hook"])
+        for job in claimed
+    ]  # fmt: skip
+    store.unwatch("a")  # between the poll and its write
+    caplog.set_level("INFO", logger="notifier.poller")
+    Poller(store, config)._write(updates)
+    assert [record.getMessage() for record in caplog.records] == [
+        "job a: job.delivered not recorded: unwatched meanwhile, or taken over by another "
+        "instance (which notifies)",
+        "job b: job.delivered, notifying hook",
+    ]
+    assert [(d.job_id, d.callback) for d in store.deliveries()] == [("b", "hook")]
+    store.close()

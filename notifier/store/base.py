@@ -115,6 +115,18 @@ class JobUpdate(NamedTuple):
     schedule_only: bool = False
 
 
+class PollsWritten(NamedTuple):
+    """What :meth:`Store.apply_polls` recorded.
+
+    ``refused``: the polls with something to record (events, or a state other than
+    watching) that were not recorded, because the job was unwatched meanwhile or, on
+    PostgreSQL, its lease had passed to another daemon. Their events were not queued.
+    """
+
+    created: int  # outbox rows created
+    refused: frozenset[str] = frozenset()
+
+
 # What a schedule-only poll writes (JobUpdate.schedule_only), in this order.
 SCHEDULE_COLUMNS = ("last_polled_at", "next_poll_at", "poll_interval", "baseline_at", "eta")
 
@@ -307,7 +319,7 @@ class Store(Protocol):
     def unwatch(self, job_id: str) -> WatchedJob | None: ...
     def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]: ...
     def release_jobs(self, jobs: Sequence[WatchedJob]) -> None: ...
-    def apply_polls(self, updates: Sequence[JobUpdate]) -> int: ...
+    def apply_polls(self, updates: Sequence[JobUpdate]) -> PollsWritten: ...
     def claim_deliveries(
         self, callback: str, now: float, limit: int, exclude: Iterable[str]
     ) -> list[Delivery]: ...

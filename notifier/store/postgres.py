@@ -55,6 +55,7 @@ from notifier.store.base import (
     InstanceRecord,
     JobUpdate,
     NewEvent,
+    PollsWritten,
     PruneCounts,
     StoreError,
     Summaries,
@@ -434,11 +435,8 @@ class PostgresStore(Summaries):
                     ([job.id for job in jobs], self._owner().id),
                 )
 
-    def apply_polls(self, updates: Sequence[JobUpdate]) -> int:
-        """Record polls and their outbox rows in one transaction, where the lease holds.
-
-        Returns the number of outbox rows created.
-        """
+    def apply_polls(self, updates: Sequence[JobUpdate]) -> PollsWritten:
+        """Record polls and their outbox rows in one transaction, where the lease holds."""
         owner = self._owner().id
         updates = sorted(updates, key=lambda u: u.job_id)
         with self._transaction() as conn, conn.cursor() as cur:
@@ -461,7 +459,8 @@ class PostgresStore(Summaries):
                 )
             events = [(u.job_id, e, u.polled_at) for u in updates if u.job_id in applied
                       for e in u.events]  # fmt: skip
-            return self._enqueue(cur, events)
+            refused = {u.job_id for u in updates if u.job_id not in applied and not is_quiet(u)}
+            return PollsWritten(self._enqueue(cur, events), frozenset(refused))
 
     def _enqueue(
         self, cur: psycopg.Cursor[Any], events: Sequence[tuple[str | None, NewEvent, float]]

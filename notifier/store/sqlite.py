@@ -37,6 +37,7 @@ from notifier.store.base import (
     InstanceRecord,
     JobUpdate,
     NewEvent,
+    PollsWritten,
     PruneCounts,
     StoreError,
     Summaries,
@@ -291,13 +292,12 @@ class SqliteStore(Summaries):
         )
         return [job_row(row) for row in rows]
 
-    def apply_polls(self, updates: Sequence[JobUpdate]) -> int:
+    def apply_polls(self, updates: Sequence[JobUpdate]) -> PollsWritten:
         """Record a batch of polls and their outbox rows in one transaction.
 
-        Returns the number of outbox rows created; an event already in the outbox for a
-        (job, callback) is not added again.
+        An event already in the outbox for a (job, callback) is not added again.
         """
-        created = 0
+        created, refused = 0, set[str]()
         rescheduled = [(*_rescheduled(u), u.job_id) for u in updates if u.schedule_only]
         quiet = [(*_polled(u), u.job_id) for u in updates if is_quiet(u) and not u.schedule_only]
         with self._transaction() as conn:
@@ -307,11 +307,14 @@ class SqliteStore(Summaries):
             conn.executemany(_RESCHEDULED, rescheduled)
             conn.executemany(_POLLED, quiet)
             for update in updates:
-                if is_quiet(update) or not conn.execute(_CHANGED, _changed(update)).rowcount:
+                if is_quiet(update):
+                    continue
+                if not conn.execute(_CHANGED, _changed(update)).rowcount:
+                    refused.add(update.job_id)
                     continue
                 for event in update.events:
                     created += self._enqueue(conn, update.job_id, event, update.polled_at)
-        return created
+        return PollsWritten(created, frozenset(refused))
 
     def _enqueue(
         self, conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: float
