@@ -298,17 +298,21 @@ class SqliteStore(Summaries):
         An event already in the outbox for a (job, callback) is not added again.
         """
         created, refused = 0, set[str]()
-        rescheduled = [(*_rescheduled(u), u.job_id) for u in updates if u.schedule_only]
-        quiet = [(*_polled(u), u.job_id) for u in updates if is_quiet(u) and not u.schedule_only]
+        rescheduled, quiet, changed = [], [], []
+        for u in updates:
+            if u.schedule_only:
+                rescheduled.append((*_rescheduled(u), u.job_id))
+            elif is_quiet(u):
+                quiet.append((*_polled(u), u.job_id))
+            else:
+                changed.append(u)
         with self._transaction() as conn:
             # Polls that found nothing new (most) in two statements that leave state,
             # status and the stored job alone; the others one by one, so that a poll's
             # events are recorded only if the job was still watched (not unwatched meanwhile).
             conn.executemany(_RESCHEDULED, rescheduled)
             conn.executemany(_POLLED, quiet)
-            for update in updates:
-                if is_quiet(update):
-                    continue
+            for update in changed:
                 if not conn.execute(_CHANGED, _changed(update)).rowcount:
                     refused.add(update.job_id)
                     continue
