@@ -576,6 +576,29 @@ def test_a_quiet_poll_moves_the_schedule_and_keeps_the_stored_job(store: Any) ->
     assert (job.state, job.job, job.last_error) == ("expired", seen, "boom")
 
 
+def test_schedule_only_polls_sharing_a_schedule_are_written_together(store: Any) -> None:
+    """The usual request: its jobs share one new schedule (SQLite writes them in one
+    statement). A job unwatched meanwhile stays unwatched, with nothing scheduled."""
+    store.sync_config_jobs([spec(name) for name in "abcd"], NOW)
+    claimed = {job.id: job for job in store.claim_jobs(NOW, 10)}
+    store.unwatch("c")
+    shared = {"polled_at": NOW + 1, "next_poll_at": NOW + 9, "poll_interval": 8.0,
+              "baseline_at": NOW + 1, "eta": None, "schedule_only": True}  # fmt: skip
+    polls = [
+        update(name, state="watching", lease=claimed[name].lease)._replace(job=None, **shared)
+        for name in "abc"
+    ]
+    polls.append(polls[0]._replace(job_id="d", next_poll_at=NOW + 7, lease=claimed["d"].lease))
+    assert store.apply_polls(polls) == PollsWritten(0, frozenset())
+    jobs = {job.id: job for job in store.jobs()}
+    for name, due in (("a", NOW + 9), ("b", NOW + 9), ("d", NOW + 7)):
+        assert near(jobs[name].last_polled_at, NOW + 1) and near(jobs[name].next_poll_at, due)
+        assert (jobs[name].poll_interval, jobs[name].state, jobs[name].owner) == (
+            8.0, "watching", None)  # fmt: skip
+    assert (jobs["c"].state, jobs["c"].next_poll_at, jobs["c"].last_polled_at) == (
+        "unwatched", None, None)  # fmt: skip
+
+
 def test_stall_state_is_written_with_the_poll_and_reset_by_a_rewatch(store: Any) -> None:
     store.sync_config_jobs([spec("a")], NOW)
     job = claim_job(store, "a")

@@ -8,6 +8,7 @@ reads and the delivery lanes keep their in-flight ids in memory.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -67,6 +68,13 @@ _POLLED_SET = f"""{_SCHEDULE_SET},
 """
 _WATCHED = "WHERE id = ? AND state = 'watching'"
 _RESCHEDULED = f"UPDATE jobs SET {_SCHEDULE_SET} {_WATCHED}"
+# The jobs of one request that share their new schedule (the usual case: one clock
+# reading and one jitter per request) in one statement: a JSON array of their ids.
+# ``+state``: look each id up by the primary key, not through the ``jobs_state`` index.
+_RESCHEDULED_TOGETHER = f"""
+    UPDATE jobs SET {_SCHEDULE_SET}
+    WHERE +state = 'watching' AND id IN (SELECT value FROM json_each(?))
+"""
 _POLLED = f"UPDATE jobs SET {_POLLED_SET} {_WATCHED}"
 _CHANGED = f"""
     UPDATE jobs SET {_POLLED_SET}, state = ?, status = ?, progress = ?, job = coalesce(?, job),
@@ -298,19 +306,25 @@ class SqliteStore(Summaries):
         An event already in the outbox for a (job, callback) is not added again.
         """
         created, refused = 0, set[str]()
-        rescheduled, quiet, changed = [], [], []
+        schedules: dict[tuple[Any, ...], list[str]] = {}
+        quiet, changed = [], []
         for u in updates:
             if u.schedule_only:
-                rescheduled.append((*_rescheduled(u), u.job_id))
+                schedules.setdefault(_rescheduled(u), []).append(u.job_id)
             elif is_quiet(u):
                 quiet.append((*_polled(u), u.job_id))
             else:
                 changed.append(u)
         with self._transaction() as conn:
-            # Polls that found nothing new (most) in two statements that leave state,
-            # status and the stored job alone; the others one by one, so that a poll's
-            # events are recorded only if the job was still watched (not unwatched meanwhile).
-            conn.executemany(_RESCHEDULED, rescheduled)
+            # Polls that found nothing new (most) leave state, status and the stored job
+            # alone: one statement per shared schedule, and one for the other quiet ones.
+            # The others one by one, so that a poll's events are recorded only if the job
+            # was still watched (not unwatched meanwhile).
+            alone = [(*schedule, ids[0]) for schedule, ids in schedules.items() if len(ids) == 1]
+            conn.executemany(_RESCHEDULED, alone)
+            for schedule, ids in schedules.items():
+                if len(ids) > 1:
+                    conn.execute(_RESCHEDULED_TOGETHER, (*schedule, json.dumps(ids)))
             conn.executemany(_POLLED, quiet)
             for update in changed:
                 if not conn.execute(_CHANGED, _changed(update)).rowcount:
