@@ -10,7 +10,6 @@ import http.client
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from notifier import __version__, metrics
 from notifier.backoff import parse_retry_after
 from notifier.config import DatasaurSettings
 from notifier.errors import describe_error
+from notifier.keepalive import KeptAlive, Reply
 
 log = logging.getLogger(__name__)
 
@@ -118,70 +118,6 @@ class TokenSource:
         return token, lifetime
 
 
-Reply = tuple[int, str | None, bytes]  # status, Retry-After, body
-
-
-class _KeptAlive:
-    """One kept-alive connection to the GraphQL endpoint, straight through http.client.
-
-    The poll path's transport: urllib3's pool machinery costs about as much CPU per
-    getJobs as the rest of a 50-job poll. A connection the server closed while idle is
-    reopened and the query sent again (it is read-only); any other failure is raised.
-    """
-
-    def __init__(self, url: str, timeout: float, bundle: str | None) -> None:
-        parts = urlsplit(url)
-        self.https = parts.scheme == "https"
-        self.address = (parts.hostname or "", parts.port)
-        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.timeout, self.bundle = timeout, bundle
-        self.connection: http.client.HTTPConnection | None = None
-        self.lock = threading.Lock()
-
-    def post(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        with self.lock:
-            reused = self.connection is not None and self.connection.sock is not None
-            try:
-                return self._exchange(body, headers)
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-                if not reused:
-                    raise
-            return self._exchange(body, headers)
-
-    def _connect(self) -> http.client.HTTPConnection:
-        """The connection (made on first use: a bad CA bundle is a failed request)."""
-        if self.connection is None:
-            host, port = self.address
-            if self.https:
-                tls = _tls_context(self.bundle)
-                self.connection = http.client.HTTPSConnection(
-                    host, port, timeout=self.timeout, context=tls
-                )
-            else:
-                self.connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        return self.connection
-
-    def _exchange(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        connection = self._connect()
-        try:
-            connection.request("POST", self.target, body, dict(headers))
-            response = connection.getresponse()
-            data = response.read()
-        except BaseException:
-            connection.close()
-            raise
-        if response.will_close:
-            connection.close()
-        return response.status, response.getheader("Retry-After"), data
-
-
-def _tls_context(bundle: str | None) -> ssl.SSLContext:
-    """Certificates checked against ``bundle`` (a file or a directory), else certifi's."""
-    if bundle and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle or certifi.where())
-
-
 class _Proxied:
     """The GraphQL endpoint through the proxy the environment names (urllib3)."""
 
@@ -200,7 +136,7 @@ class _Proxied:
         return response.status, response.headers.get("Retry-After"), response.data
 
 
-def _graphql_transport(settings: DatasaurSettings) -> _KeptAlive | _Proxied:
+def _graphql_transport(settings: DatasaurSettings) -> KeptAlive | _Proxied:
     """The GraphQL endpoint's transport, its proxy and CA bundle read once.
 
     The proxy (``HTTPS_PROXY``/``NO_PROXY`` ...) and CA bundle (``REQUESTS_CA_BUNDLE``)
@@ -212,7 +148,7 @@ def _graphql_transport(settings: DatasaurSettings) -> _KeptAlive | _Proxied:
     proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
     if proxy:
         return _Proxied(url, proxy, settings.timeout, bundle)
-    return _KeptAlive(url, settings.timeout, bundle)
+    return KeptAlive(url, settings.timeout, bundle)
 
 
 def _resolve_environment_once(session: requests.Session, settings: DatasaurSettings) -> None:

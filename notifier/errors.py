@@ -12,12 +12,19 @@ import urllib3
 
 
 def describe_error(exc: Exception) -> str:
-    """``timed out``, or the innermost cause of a requests, urllib3 or socket error."""
+    """``timed out``, or the innermost cause of a requests, urllib3 or socket error
+    (one raised ``from None`` is its own cause)."""
     refused = isinstance(exc, urllib3.exceptions.NewConnectionError)  # a TimeoutError too
     timeouts = requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError
     if isinstance(exc, timeouts) and not refused:
         return "timed out"
     inner: BaseException = exc
-    while (cause := inner.__cause__ or inner.__context__) is not None:
+    while (cause := _cause_of(inner)) is not None:
         inner = cause
     return str(inner) or type(inner).__name__
+
+
+def _cause_of(exc: BaseException) -> BaseException | None:
+    if exc.__cause__ is not None or exc.__suppress_context__:
+        return exc.__cause__
+    return exc.__context__

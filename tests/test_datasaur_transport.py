@@ -103,6 +103,59 @@ def reset_at_once(conn: socket.socket) -> None:
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
 
+def answer_chunked(conn: socket.socket) -> None:
+    """Answer every query with a chunked body, in two chunks."""
+    while read_request(conn):
+        body = json.dumps(ANSWER).encode()
+        half = len(body) // 2
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:])
+        )
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+        )
+
+
+def answer_after_continue(conn: socket.socket) -> None:
+    """An interim 100 Continue before every answer."""
+    while read_request(conn):
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        reply(conn, "200 OK", json.dumps(ANSWER).encode())
+
+
+def answer_until_close(conn: socket.socket) -> None:
+    """An HTTP/1.0 answer without a length: the body ends where the connection does."""
+    read_request(conn)
+    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n")
+    conn.sendall(json.dumps(ANSWER).encode())
+
+
+def answer_and_say_close(conn: socket.socket) -> None:
+    """Answer with ``Connection: close`` (and wait for the client to go)."""
+    read_request(conn)
+    reply(conn, "200 OK", json.dumps(ANSWER).encode(), "Connection: close")
+    conn.recv(1)
+
+
+def truncate_answer(conn: socket.socket) -> None:
+    """Promise a longer body than is sent, then close."""
+    read_request(conn)
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"data"')
+
+
+def answer_not_http(conn: socket.socket) -> None:
+    read_request(conn)
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+
+
+def answer_endless_headers(conn: socket.socket) -> None:
+    """A header section that never ends (until the client gives up)."""
+    read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(200):
+        conn.sendall(b"X-Padding: " + b"x" * 1000 + b"\r\n")
+
+
 def busy(conn: socket.socket) -> None:
     read_request(conn)
     reply(conn, "503 Service Unavailable", b"busy", "Retry-After: 7")
@@ -122,9 +175,9 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         server.close()
 
 
-def client_of(url: str) -> DatasaurClient:
+def client_of(url: str, token: str = "t0ken") -> DatasaurClient:
     """A client of ``url``, made after the environment it reads (CA bundle) is set."""
-    return DatasaurClient(DatasaurSettings(graphql_url=url, token="t0ken", timeout=5))
+    return DatasaurClient(DatasaurSettings(graphql_url=url, token=token, timeout=5))
 
 
 def test_queries_share_one_kept_alive_connection(serve: Callable[..., RawServer]) -> None:
@@ -154,6 +207,88 @@ def test_a_reset_on_a_new_connection_is_the_api_unavailable_with_no_retry(
         client.get_jobs(["a"])
     assert server.connections == 1
     assert client.get_jobs(["a"]) == ANSWER["data"]["result"]  # the next tick reconnects
+
+
+@pytest.mark.parametrize(
+    ("behaviours", "connections"),
+    [
+        ((answer_chunked,), 1),
+        ((answer_after_continue,), 1),
+        ((answer_until_close,) * 3, 3),
+        ((answer_and_say_close,) * 3, 3),
+    ],
+    ids=["chunked", "interim-100", "delimited-by-close", "connection-close"],
+)
+def test_every_framing_of_an_answer_is_read(
+    serve: Callable[..., RawServer], behaviours: tuple[Behaviour, ...], connections: int
+) -> None:
+    """Chunked and interim answers keep the connection; the others end it, as they say."""
+    server = serve(*behaviours)
+    client = client_of(server.url)
+    for _ in range(3):
+        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+    assert server.connections == connections
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        (truncate_answer, "closed the connection in the middle of its answer"),
+        (answer_not_http, "not an HTTP/1.1 answer"),
+        (answer_endless_headers, "answer headers longer than 65536 bytes"),
+    ],
+    ids=["truncated", "not-http", "endless-headers"],
+)
+def test_a_broken_answer_is_the_api_unavailable_and_the_next_query_reconnects(
+    serve: Callable[..., RawServer], behaviour: Behaviour, reason: str
+) -> None:
+    server = serve(behaviour, answer_kept_alive)
+    client = client_of(server.url)
+    with pytest.raises(ApiUnavailable, match=f"Datasaur API: .*{reason}"):
+        client.get_jobs(["a"])
+    assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+    assert server.connections == 2
+
+
+def test_the_request_names_its_host_and_length_and_never_sends_a_header_split(
+    serve: Callable[..., RawServer],
+) -> None:
+    requests: list[bytes] = []
+
+    def record(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        requests.append(data)
+        body = read_request_rest(conn, data)
+        assert json.loads(body)["variables"] == {"jobIds": ["a"]}
+        reply(conn, "200 OK", json.dumps(ANSWER).encode())
+
+    server = serve(record, answer_kept_alive)
+    assert client_of(server.url).get_jobs(["a"]) == ANSWER["data"]["result"]
+    head = requests[0].split(b"\r\n\r\n")[0].decode().split("\r\n")
+    port = server.url.split(":")[2].split("/")[0]
+    assert head[0] == "POST /graphql HTTP/1.1"
+    assert f"Host: 127.0.0.1:{port}" in head
+    assert "Authorization: Bearer t0ken" in head
+    with pytest.raises(ApiUnavailable, match="line break") as failure:
+        client_of(server.url, token="s3cret\r\nX-Injected: 1").get_jobs(["a"])
+    assert "s3cret" not in str(failure.value)
+    assert server.connections == 1  # the split header was never sent
+
+
+def read_request_rest(conn: socket.socket, data: bytes) -> bytes:
+    """The body of a request whose head (and perhaps some body) is in ``data``."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return body
 
 
 def test_retry_after_is_read_from_an_overloaded_api(serve: Callable[..., RawServer]) -> None:
