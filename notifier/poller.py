@@ -105,11 +105,11 @@ def decide(
     else:
         answer = seen.job or {}
         status, progress, error = answer.get("status"), answer.get("progress"), None
-        stored = (job.status, job.progress, job.job_updated_at)
-        changed_job = None if (status, progress, updated_at_of(answer)) == stored else answer
+        changed = status != job.status or progress != job.progress
+        if changed or updated_at_of(answer) != job.job_updated_at:
+            changed_job = answer
         started_at = now if started_at is None else started_at
         terminal = status in TERMINAL_STATUSES
-        changed = (status, progress) != (job.status, job.progress)
         interval = _next_interval(job, changed, polling)
         baseline = next_baseline(baseline, job.progress, progress, now)
         eta = None if terminal else estimate(baseline, progress, now)
@@ -366,7 +366,7 @@ class Poller:
                     update.job_id,
                     ", ".join(event.event for event in update.events) or update.state,
                 )
-            else:
+            elif update.events or update.state == "done":  # most polls have nothing to say
                 self._log_update(update)
         if written.created:
             self.on_enqueued()
