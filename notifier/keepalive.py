@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -40,7 +41,8 @@ class KeptAlive:
     A connection the server closed while idle (as servers and load balancers do after
     their keep-alive timeout) is reopened and the request sent again once: callers send
     only read-only queries. Any other failure is raised (``OSError`` or
-    :class:`http.client.HTTPException`) and the connection is dropped.
+    :class:`http.client.HTTPException`) and the connection is dropped. ``timeout``
+    bounds each wait for the server, and the whole answer (checked between reads).
     """
 
     def __init__(self, url: str, timeout: float, bundle: str | None = None) -> None:
@@ -107,10 +109,13 @@ class KeptAlive:
         sock = self._connect()
         answer = self.answer
         answer.start()
+        deadline = time.monotonic() + self.timeout
         try:
             sock.sendall(request)
             while answer.reply is None:
                 answer.feed(sock.recv(READ_SIZE))
+                if time.monotonic() > deadline:  # a server dripping its answer
+                    raise TimeoutError("timed out")
         except BaseException:
             self.close()
             raise

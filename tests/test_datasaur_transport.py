@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,6 +157,18 @@ def answer_endless_headers(conn: socket.socket) -> None:
         conn.sendall(b"X-Padding: " + b"x" * 1000 + b"\r\n")
 
 
+def drip_answer(conn: socket.socket) -> None:
+    """Send the answer a byte at a time, each well within the client's timeout."""
+    read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+    try:
+        while True:
+            conn.sendall(b" ")
+            time.sleep(0.1)
+    except OSError:  # the client gave up
+        return
+
+
 def busy(conn: socket.socket) -> None:
     read_request(conn)
     reply(conn, "503 Service Unavailable", b"busy", "Retry-After: 7")
@@ -175,9 +188,9 @@ def serve() -> Iterator[Callable[..., RawServer]]:
         server.close()
 
 
-def client_of(url: str, token: str = "t0ken") -> DatasaurClient:
+def client_of(url: str, token: str = "t0ken", timeout: float = 5) -> DatasaurClient:
     """A client of ``url``, made after the environment it reads (CA bundle) is set."""
-    return DatasaurClient(DatasaurSettings(graphql_url=url, token=token, timeout=5))
+    return DatasaurClient(DatasaurSettings(graphql_url=url, token=token, timeout=timeout))
 
 
 def test_queries_share_one_kept_alive_connection(serve: Callable[..., RawServer]) -> None:
@@ -248,6 +261,14 @@ def test_a_broken_answer_is_the_api_unavailable_and_the_next_query_reconnects(
         client.get_jobs(["a"])
     assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
     assert server.connections == 2
+
+
+def test_an_answer_dripping_in_times_out_as_a_whole(serve: Callable[..., RawServer]) -> None:
+    client = client_of(serve(drip_answer).url, timeout=1)
+    started = time.monotonic()
+    with pytest.raises(ApiUnavailable, match="timed out"):
+        client.get_jobs(["a"])
+    assert time.monotonic() - started < 5  # not 100,000 x 0.1 s
 
 
 def test_the_request_names_its_host_and_length_and_never_sends_a_header_split(
