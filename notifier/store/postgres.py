@@ -35,6 +35,8 @@ from notifier.backoff import exponential
 from notifier.config import JobSpec
 from notifier.ratelimit import WaitingLimiter
 from notifier.store.base import (
+    CLAIM_COLUMNS,
+    CLAIM_WIDTH,
     DELIVERY_COLUMNS,
     DELIVERY_WIDTH,
     HEALTH_COLUMNS,
@@ -61,6 +63,7 @@ from notifier.store.base import (
     Summaries,
     WatchedJob,
     change_between,
+    claimed_row,
     delivery_row,
     display_url,
     dumps,
@@ -138,7 +141,7 @@ _CLAIM_JOBS = f"""
     UPDATE jobs SET lease_owner = %s, lease_token = jobs.lease_token + 1,
                     lease_until = {NOW} + %s
     FROM due WHERE jobs.id = due.id
-    RETURNING {_qualified(JOB_COLUMNS, "jobs")}, jobs.lease_token
+    RETURNING {_qualified(CLAIM_COLUMNS, "jobs")}, jobs.lease_token, jobs.next_poll_at
 """
 _CLAIM_DELIVERIES = f"""
     WITH due AS (
@@ -422,8 +425,8 @@ class PostgresStore(Summaries):
         """Lease up to ``limit`` jobs due by ``now`` that no live lease holds."""
         owner = self._owner()
         rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease))
-        rows.sort(key=lambda row: (row[11], row[0]))
-        return [job_row(row, owner=owner.name, lease=row[JOB_WIDTH]) for row in rows]
+        rows.sort(key=lambda row: (row[CLAIM_WIDTH + 1], row[0]))  # most overdue first
+        return [claimed_row(row, owner=owner.name, lease=row[CLAIM_WIDTH]) for row in rows]
 
     def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
         """Give claimed jobs back at once (e.g. no request token was free)."""

@@ -19,6 +19,7 @@ from typing import Any
 from notifier.config import JobSpec
 from notifier.ratelimit import RateLimiter
 from notifier.store.base import (
+    CLAIM_COLUMNS,
     DELIVERY_COLUMNS,
     HEALTH_COLUMNS,
     JOB_COLUMNS,
@@ -44,6 +45,7 @@ from notifier.store.base import (
     Summaries,
     WatchedJob,
     change_between,
+    claimed_row,
     delivery_row,
     dumps,
     health_after,
@@ -294,11 +296,11 @@ class SqliteStore(Summaries):
         sort every watched job on every call (17 ms at 100,000 jobs, even with none due).
         """
         rows = self._query(
-            f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_due"
+            f"SELECT {CLAIM_COLUMNS} FROM jobs INDEXED BY jobs_due"
             " WHERE state = 'watching' AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
             (now, limit),
         )
-        return [job_row(row) for row in rows]
+        return [claimed_row(row) for row in rows]
 
     def apply_polls(self, updates: Sequence[JobUpdate]) -> PollsWritten:
         """Record a batch of polls and their outbox rows in one transaction.
