@@ -494,12 +494,13 @@ def dumps(value: Any) -> str | None:
 
 def claimed_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> WatchedJob:
     """A :data:`CLAIM_COLUMNS` row as a :class:`WatchedJob` being polled (on every
-    job-poll: keep it lean); the columns a claim leaves out are None."""
-    return WatchedJob(
+    job-poll: keep it lean, ``_make`` skips a call with 25 arguments); the columns a claim
+    leaves out are None."""
+    return WatchedJob._make((
         row[0], row[1], _names(row[2]), _names(row[3]) or (), None, "watching", row[4], row[5],
         row[6], row[7], None, None, row[8], row[9], row[10], row[11], row[12], bool(row[13]),
         row[14], row[15], row[16], row[17], row[18], owner, lease,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> WatchedJob:
