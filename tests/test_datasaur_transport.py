@@ -28,13 +28,13 @@ ANSWER = {"data": {"result": [{"id": "a", "status": "QUEUED", "progress": 0}]}}
 Behaviour = Callable[[socket.socket], None]
 
 
-def read_request(conn: socket.socket) -> bytes:
-    """One HTTP request (headers and its Content-Length body)."""
+def read_message(conn: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP request's head and Content-Length body; empty when the client closed."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
         if not chunk:
-            return b""
+            return b"", b""
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
@@ -44,7 +44,12 @@ def read_request(conn: socket.socket) -> bytes:
     )
     while len(body) < length:
         body += conn.recv(65536)
-    return body
+    return head, body
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One HTTP request's body (empty when the client closed)."""
+    return read_message(conn)[1]
 
 
 def reply(conn: socket.socket, status: str, body: bytes, *headers: str) -> None:
@@ -274,21 +279,18 @@ def test_an_answer_dripping_in_times_out_as_a_whole(serve: Callable[..., RawServ
 def test_the_request_names_its_host_and_length_and_never_sends_a_header_split(
     serve: Callable[..., RawServer],
 ) -> None:
-    requests: list[bytes] = []
+    heads: list[bytes] = []
 
     def record(conn: socket.socket) -> None:
         conn.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        requests.append(data)
-        body = read_request_rest(conn, data)
+        head, body = read_message(conn)
+        heads.append(head)
         assert json.loads(body)["variables"] == {"jobIds": ["a"]}
         reply(conn, "200 OK", json.dumps(ANSWER).encode())
 
     server = serve(record, answer_kept_alive)
     assert client_of(server.url).get_jobs(["a"]) == ANSWER["data"]["result"]
-    head = requests[0].split(b"\r\n\r\n")[0].decode().split("\r\n")
+    head = heads[0].decode().split("\r\n")
     port = server.url.split(":")[2].split("/")[0]
     assert head[0] == "POST /graphql HTTP/1.1"
     assert f"Host: 127.0.0.1:{port}" in head
@@ -297,19 +299,6 @@ def test_the_request_names_its_host_and_length_and_never_sends_a_header_split(
         client_of(server.url, token="s3cret\r\nX-Injected: 1").get_jobs(["a"])
     assert "s3cret" not in str(failure.value)
     assert server.connections == 1  # the split header was never sent
-
-
-def read_request_rest(conn: socket.socket, data: bytes) -> bytes:
-    """The body of a request whose head (and perhaps some body) is in ``data``."""
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-    return body
 
 
 def test_retry_after_is_read_from_an_overloaded_api(serve: Callable[..., RawServer]) -> None:
