@@ -1,0 +1,46 @@
+"""The ``datasaur-notifier`` command line. Thin: parse, call, print, exit.
+
+Exit status: 0 ok, 1 runtime failure, 2 bad config or usage. One module per group of
+commands (``service``: the daemon and what needs the whole config; ``state``: reading
+and looking after the state; ``watching``; ``redeliver``; ``local``: what needs no
+config), each declaring its :class:`~notifier.cli.base.Command` entries; ``commands``
+lists them all and ``parsing`` builds the parser from that list.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from notifier import logs
+from notifier.cli.base import FAILURE, USAGE, UsageError
+from notifier.cli.commands import parser
+from notifier.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from notifier.store import StoreError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m notifier``."""
+    args = parser().parse_args(argv)
+    args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
+    logs.setup(getattr(args, "log_format", "text"))
+    command = args.command_spec
+    if command.needs == "nothing":
+        return int(command.run(args))
+    try:
+        config = load_config(args.config)
+        return int(command.run(args, config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return USAGE
+    except UsageError as exc:
+        print(f"datasaur-notifier {args.command}: {exc}", file=sys.stderr)
+        return USAGE
+    except StoreError as exc:
+        print(f"datasaur-notifier {args.command}: {exc}", file=sys.stderr)
+        return FAILURE
+    except KeyboardInterrupt:
+        return FAILURE

@@ -1,0 +1,32 @@
+"""Every command, in the order ``--help`` lists them."""
+
+from __future__ import annotations
+
+import argparse
+
+from notifier.cli import local, redeliver, service, state, watching
+from notifier.cli.base import OK, Command
+from notifier.cli.parsing import build_parser, completion_script
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the bash completion script."""
+    print(completion_script(parser()), end="")
+    return OK
+
+
+COMMANDS: list[Command] = [
+    *service.COMMANDS[:2],  # run, check-config
+    *state.COMMANDS[:2],  # status, deliveries
+    *watching.COMMANDS,
+    *redeliver.COMMANDS,
+    *service.COMMANDS[2:],  # test-callback, get-job
+    *state.COMMANDS[2:],  # instances, migrate, import-state, backup
+    *local.COMMANDS,
+    Command("completion", cmd_completion, "Print a bash completion script.", needs="nothing"),
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of every command."""
+    return build_parser(COMMANDS)

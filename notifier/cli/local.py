@@ -1,0 +1,60 @@
+"""Commands that need no config: ``demo``, ``simulate``."""
+
+from __future__ import annotations
+
+import argparse
+
+from notifier.cli.base import OK, Command
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The real daemon against an embedded simulator and receiver."""
+    from notifier.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the Datasaur simulator in the foreground."""
+    from notifier.standins.simulator import serve
+
+    serve(args.host, args.port, auto_finish_after=args.finish_after)
+    return OK
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the last notification, stay up (status page and all) until Ctrl-C",
+    )
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--finish-after",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="unknown job ids become jobs that finish after this long",
+    )
+
+
+COMMANDS = [
+    Command(
+        "demo",
+        cmd_demo,
+        "Run the daemon against a local simulator and receiver.",
+        _demo_arguments,
+        needs="nothing",
+    ),
+    Command(
+        "simulate",
+        cmd_simulate,
+        "Serve the Datasaur simulator (token + GraphQL).",
+        _simulate_arguments,
+        needs="nothing",
+    ),
+]

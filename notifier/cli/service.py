@@ -1,0 +1,97 @@
+"""Commands that use the whole config: ``run``, ``check-config``, ``test-callback``,
+``get-job``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+
+from notifier import channels
+from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json
+from notifier.config import Config, unknown_callback
+from notifier.events import sample_payload
+from notifier.store import describe_location
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """The daemon, in the foreground."""
+    from notifier.daemon import Daemon
+
+    return Daemon(args.config, config, metrics_port=args.metrics_port).run()
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    """Reaching here means the config is valid; jobs that notify nobody are warned about."""
+    from notifier.config import silent_jobs
+
+    for warning in silent_jobs(config):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(
+        f"{args.config}: ok ({len(config.callbacks)} callbacks, {len(config.jobs)} jobs, "
+        f"state {describe_location(config)})"
+    )
+    return OK
+
+
+def cmd_test_callback(args: argparse.Namespace, config: Config) -> int:
+    """Send a ``test`` event through one callback, now."""
+    if problem := unknown_callback(args.name, config.callbacks):
+        raise UsageError(problem)
+    channel = channels.create(args.name, config.callback(args.name), config.delivery.timeout)
+    started = time.monotonic()
+    outcome = channel.deliver("msg_test_" + uuid.uuid4().hex, sample_payload(time.time()))
+    took = (time.monotonic() - started) * 1000
+    verdict = "ok" if outcome.ok else "failed"
+    stream = sys.stdout if outcome.ok else sys.stderr
+    print(f"{args.name}: {verdict}: {outcome.detail} ({took:.0f}ms)", file=stream)
+    return OK if outcome.ok else FAILURE
+
+
+def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
+    """Ask Datasaur about one job."""
+    from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
+
+    try:
+        job = DatasaurClient(config.datasaur).get_job(args.job_id)
+    except (ApiUnavailable, QueryRejected) as exc:
+        print(f"cannot get job {args.job_id}: {exc}", file=sys.stderr)
+        return FAILURE
+    if job is None:
+        print(f"job {args.job_id} not found", file=sys.stderr)
+        return FAILURE
+    print_json(job)
+    return OK
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics and /healthz"
+    )
+
+
+def _callback_name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+
+
+def _job_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB_ID")
+
+
+COMMANDS = [
+    Command(
+        "run",
+        cmd_run,
+        "Run the daemon in the foreground (SIGHUP reloads the config).",
+        _run_arguments,
+    ),
+    Command("check-config", cmd_check_config, "Validate the config file; exit 2 on any problem."),
+    Command(
+        "test-callback",
+        cmd_test_callback,
+        "Send a test event through a callback now.",
+        _callback_name,
+    ),
+    Command("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.", _job_id),
+]

@@ -1,0 +1,158 @@
+"""Commands that read the state or look after it: ``status``, ``deliveries``,
+``instances``, ``migrate``, ``import-state``, ``backup``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json, show
+from notifier.config import Config
+from notifier.report import (
+    attempt_document,
+    attempts_table,
+    deliveries_table,
+    delivery_document,
+    instance_document,
+    instances_table,
+    job_document,
+    jobs_table,
+)
+from notifier.store import (
+    DELIVERY_STATES,
+    JOB_STATES,
+    Store,
+    backup_state,
+    describe_location,
+    import_sqlite_state,
+    open_store,
+)
+
+
+def open_state(config: Config) -> Store:
+    """The configured store, its schema brought up to date first."""
+    return open_store(config)
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    """The watch list, and the callbacks whose lanes are paused."""
+    store = open_state(config)
+    jobs = store.jobs(state=args.state, job_id=args.job)
+    return show(args, "jobs", jobs, job_document, jobs_table, store.callback_health())
+
+
+def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
+    """The outbox; with ``--id``, one delivery and every attempt made at it."""
+    store = open_state(config)
+    deliveries = store.deliveries(state=args.state, job_id=args.job, delivery_id=args.id)
+    if args.id is None:
+        health = store.callback_health()
+        return show(args, "deliveries", deliveries, delivery_document, deliveries_table, health)
+    if not deliveries:
+        print(f"no delivery {args.id!r}", file=sys.stderr)
+        return FAILURE
+    history = store.attempts(args.id)
+    if args.json:
+        document = delivery_document(deliveries[0])
+        document["history"] = [attempt_document(attempt) for attempt in history]
+        print_json({"deliveries": [document]})
+    else:
+        print(deliveries_table(deliveries) + "\n\n" + attempts_table(history))
+    return OK
+
+
+def cmd_instances(args: argparse.Namespace, config: Config) -> int:
+    """The daemons that share this state, from their heartbeats."""
+    instances = open_state(config).instances(time.time())
+    return show(args, "instances", instances, instance_document, instances_table)
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    """Create or upgrade the schema (opening the store does it) and say so."""
+    store = open_state(config)
+    store.close()
+    print(f"state {describe_location(config)}: schema up to date")
+    return OK
+
+
+def cmd_import_state(args: argparse.Namespace, config: Config) -> int:
+    """Copy a SQLite state file into the configured PostgreSQL store."""
+    if config.state_url is None:
+        raise UsageError("the config has no state_url: import-state copies into PostgreSQL")
+    if not args.sqlite_path.is_file():
+        raise UsageError(f"no SQLite state file at {args.sqlite_path}")
+    counts = import_sqlite_state(config, args.sqlite_path)
+    print(
+        f"imported {counts.jobs} jobs, {counts.deliveries} deliveries and {counts.attempts}"
+        f" attempts from {args.sqlite_path} (already present: {counts.skipped_jobs} jobs,"
+        f" {counts.skipped_deliveries} deliveries)"
+    )
+    return OK
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    """A consistent copy of the SQLite state, taken while the daemon runs."""
+    if config.state_url is not None:
+        raise UsageError("the state is in PostgreSQL: back it up with pg_dump")
+    if args.path.resolve() == config.state_path.resolve():
+        raise UsageError("the backup must not be the state file itself")
+    backup_state(config, args.path)
+    print(f"backed up {config.state_path} to {args.path}")
+    return OK
+
+
+def _listing(
+    states: tuple[str, ...], by_id: bool = False
+) -> Callable[[argparse.ArgumentParser], None]:
+    """The filters of ``status`` and ``deliveries``."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--state", choices=states, help="only rows in this state")
+        parser.add_argument("--job", metavar="JOB_ID", help="only this job")
+        if by_id:
+            parser.add_argument(
+                "--id", metavar="DELIVERY_ID", help="only this delivery, with its attempts"
+            )
+
+    return arguments
+
+
+def _json_only(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _sqlite_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH")
+
+
+def _backup_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH")
+
+
+COMMANDS = [
+    Command("status", cmd_status, "Show the watched jobs.", _listing(JOB_STATES)),
+    Command(
+        "deliveries",
+        cmd_deliveries,
+        "Show the notification outbox.",
+        _listing(DELIVERY_STATES, by_id=True),
+    ),
+    Command("instances", cmd_instances, "Show the daemons sharing the state.", _json_only),
+    Command("migrate", cmd_migrate, "Create or upgrade the state's schema, then exit."),
+    Command(
+        "import-state",
+        cmd_import_state,
+        "Copy a SQLite state file into the PostgreSQL store (state_url); safe to repeat.",
+        _sqlite_path,
+    ),
+    Command(
+        "backup",
+        cmd_backup,
+        "Write a consistent copy of the SQLite state (daemon running or not).",
+        _backup_path,
+    ),
+]
