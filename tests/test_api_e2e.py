@@ -180,6 +180,7 @@ def test_pages_of_jobs_with_a_cursor(
 def error(answer: requests.Response) -> tuple[int, str, list[str]]:
     body = answer.json()
     assert set(body) == {"error", "details"}, body
+    assert all(set(d) == {"path", "message"} and d["message"] for d in body["details"]), body
     return answer.status_code, body["error"], [d["path"] for d in body["details"]]
 
 
@@ -224,6 +225,53 @@ def test_every_error_status_is_json_with_its_details(
     assert error(client.call("POST", "/v1/deliveries/msg_nope/redeliver"))[0] == 404
     assert error(client.call("GET", "/v1/nothing-here"))[0] == 404
     assert error(client.call("PUT", "/v1/jobs"))[0] == 405
+    assert "Traceback" not in daemon.output
+
+
+def test_every_invalid_field_of_a_request_is_reported_at_once(
+    api_daemon: tuple[DaemonProcess, Client, WebhookReceiver],
+) -> None:
+    daemon, client, _ = api_daemon
+    body = {
+        "id": "",
+        "name": 5,
+        "notify": ["hook", "nope", 7],
+        "on_status": ["DONE", "FAILED"],
+        "callback_url": "https://hooks.example.com.evil.net/x",
+        "surprise": 1,
+    }
+    status, _, paths = error(client.call("POST", "/v1/jobs", json=body))
+    assert status == 422
+    assert sorted(paths) == sorted(
+        ["id", "name", "notify[1]", "notify[2]", "on_status[0]", "callback_url", "surprise"]
+    )
+    # The daemon's own checks (callback names, URL prefixes) come with the model's.
+    known = {"id": "a", "notify": ["nope"], "callback_url": "https://elsewhere.example/x"}
+    assert sorted(error(client.call("POST", "/v1/jobs", json=known))[2]) == [
+        "callback_url",
+        "notify[0]",
+    ]
+    queries = {
+        "/v1/jobs?limit=0&state=nope&cursor=zzz&surprise=1": [
+            "limit", "state", "cursor", "surprise"
+        ],
+        "/v1/deliveries?limit=x&state=nope&job_id=a&job_id=b&cursor=zzz&surprise=1": [
+            "limit", "state", "job_id", "cursor", "surprise"
+        ],
+        # Endpoints that take no query string name each parameter instead of ignoring it.
+        "/v1/callbacks?state=dead&callback=hook": ["state", "callback"],
+        "/v1/whoami?as=admin": ["as"],
+        "/v1/jobs/a?include=deliveries&limit=5": ["include", "limit"],
+    }  # fmt: skip
+    for path, expected in queries.items():
+        status, _, paths = error(client.call("GET", path))
+        assert (status, sorted(paths)) == (422, sorted(expected)), path
+    assert client.call("POST", "/v1/jobs", json={"id": "kept"}).status_code == 201
+    refused = client.call("DELETE", "/v1/jobs/kept?force=1&all=1")
+    assert (refused.status_code, sorted(error(refused)[2])) == (422, ["all", "force"])
+    assert client.call("GET", "/v1/jobs/kept").json()["job"]["state"] == "watching"
+    status, _, paths = error(client.call("POST", "/v1/deliveries/msg_x/redeliver?now=1"))
+    assert (status, paths) == (422, ["now"])
     assert "Traceback" not in daemon.output
 
 

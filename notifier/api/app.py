@@ -19,19 +19,24 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import falcon
-from pydantic import BaseModel, ValidationError
 
 from notifier import callback_urls
 from notifier.api import models, static
-from notifier.config import ApiSettings, JobSpec, key_path, unknown_callback
-from notifier.events import JobStatus
+from notifier.api.parsing import (
+    ApiError,
+    detail,
+    read_json,
+    refuse_any_query,
+    validate,
+    validate_query,
+)
+from notifier.config import ApiSettings, JobSpec, unknown_callback
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
 from notifier.store import Cursor, Store, StoreError, WatchedJob
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024
 MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0
 MAX_TRACKED_ADDRESSES = 10_000
@@ -49,23 +54,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-
-
-class ApiError(Exception):
-    """An error answer: status, message, details, extra headers."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        details: list[dict[str, str]] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details or []
-        self.headers = dict(headers or {})
 
 
 @dataclass(frozen=True)
@@ -188,8 +176,7 @@ class Api:
 
     def register(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
         assert caller is not None
-        body = validate(models.JobRegistration, read_json(req))
-        self._check_references(body)
+        body = validate(models.JobRegistration, read_json(req), self._reference_problems)
         existing = self.store.jobs(job_id=body.id)
         merged = merge(existing[0] if existing else None, body)
         callback_url = merged.pop("callback_url")
@@ -206,21 +193,23 @@ class Api:
             else "",
         )
 
-    def _check_references(self, body: models.JobRegistration) -> None:
+    def _reference_problems(self, body: dict[str, Any]) -> list[dict[str, str]]:
+        """Unknown callback names and refused callback URLs in a raw registration."""
         problems = []
-        for index, name in enumerate(body.notify or []):
-            if problem := unknown_callback(name, self.callbacks):
-                problems.append({"path": f"notify[{index}]", "message": problem})
-        if body.callback_url is not None:
+        notify = body.get("notify")
+        for index, name in enumerate(notify if isinstance(notify, list) else []):
+            if isinstance(name, str) and (problem := unknown_callback(name, self.callbacks)):
+                problems.append(detail(f"notify[{index}]", problem))
+        callback_url = body.get("callback_url")
+        if isinstance(callback_url, str):
             try:
-                callback_urls.matching_prefix(body.callback_url, self.settings.allow_callback_urls)
+                callback_urls.matching_prefix(callback_url, self.settings.allow_callback_urls)
             except callback_urls.Refused as exc:
-                problems.append({"path": "callback_url", "message": str(exc)})
-        if problems:
-            raise ApiError(422, "the request does not validate", problems)
+                problems.append(detail("callback_url", str(exc)))
+        return problems
 
     def list_jobs(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
-        query = validate(models.JobsQuery, dict(req.params))
+        query = validate_query(models.JobsQuery, req)
         after = None if query.cursor is None else models.decode_cursor(query.cursor)
         jobs = self.store.jobs(state=query.state, after=after, limit=query.limit + 1)
         page, cursor = _page(jobs, query.limit, lambda job: (job.registered_at, job.id))
@@ -255,7 +244,7 @@ class Api:
     def list_deliveries(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None
     ) -> None:
-        query = validate(models.DeliveriesQuery, dict(req.params))
+        query = validate_query(models.DeliveriesQuery, req)
         after = None if query.cursor is None else models.decode_cursor(query.cursor)
         rows = self.store.deliveries(
             state=query.state,
@@ -337,7 +326,7 @@ class Api:
         for endpoint in models.ENDPOINTS:
             resource = resources.setdefault(endpoint.path, _Resource(self))
             resource.methods[endpoint.method.upper()] = (
-                endpoint.scope,
+                endpoint,
                 handlers[(endpoint.path, endpoint.method)],
             )
         for path, resource in resources.items():
@@ -371,14 +360,19 @@ class _Resource:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.methods: dict[str, tuple[str | None, Handler]] = {}
+        self.methods: dict[str, tuple[models.Endpoint, Handler]] = {}
 
     def _dispatch(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
         entry = self.methods.get(req.method)
         if entry is None:
             raise falcon.HTTPMethodNotAllowed(sorted(self.methods))
-        scope, handler = entry
-        caller = None if scope is None else self.api.authenticate(req, scope)
+        endpoint, handler = entry
+        if endpoint.scope is None:
+            caller = None
+        else:
+            caller = self.api.authenticate(req, endpoint.scope)
+            if endpoint.query is None:
+                refuse_any_query(req)  # a misspelt filter is an error, not "everything"
         handler(req, resp, caller, **params)
 
     on_get = on_post = on_delete = on_put = on_patch = _dispatch
@@ -392,48 +386,6 @@ def _page(rows: list[R], limit: int, position: Callable[[R], Cursor]) -> tuple[l
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], models.encode_cursor(position(rows[limit - 1]))
-
-
-def read_json(req: falcon.Request) -> Any:
-    """The request's JSON body: 415, 413 and 400 as the issue's contract says."""
-    content_type = (req.content_type or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "the content type must be application/json")
-    if req.content_length is not None and req.content_length > MAX_BODY:
-        raise ApiError(413, f"the body is over {MAX_BODY // 1024} KiB")
-    raw = req.bounded_stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"the body is over {MAX_BODY // 1024} KiB")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ApiError(400, "the body is not JSON") from None
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate(model: type[M], data: Any) -> M:
-    """``data`` as ``model``, or 422 with one detail per problem."""
-    if not isinstance(data, dict):
-        raise ApiError(422, "the request does not validate", [_detail("", "expected an object")])
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = [_detail(key_path(e["loc"]), _message(e)) for e in exc.errors()]
-        raise ApiError(422, "the request does not validate", details) from None
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    if error["type"] == "enum":
-        return f"unknown status {error['input']!r} (expected one of {', '.join(JobStatus)})"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _detail(path: str, message: str) -> dict[str, str]:
-    return {"path": path, "message": message}
 
 
 def merge(job: WatchedJob | None, body: models.JobRegistration) -> dict[str, Any]:

@@ -250,7 +250,8 @@ class Endpoint:
     path_params: tuple[str, ...] = field(default=())
 
 
-_AUTH_ERRORS: dict[int, type[BaseModel] | None] = {401: Error, 429: Error}
+# Every endpoint with a token also checks its query string (422 names each problem).
+_AUTH_ERRORS: dict[int, type[BaseModel] | None] = {401: Error, 422: Error, 429: Error}
 _BODY_ERRORS: dict[int, type[BaseModel] | None] = {400: Error, 413: Error, 415: Error, 422: Error}
 
 ENDPOINTS = (
@@ -262,14 +263,14 @@ ENDPOINTS = (
              "write", {200: JobEnvelope, 201: JobEnvelope, 403: Error, **_BODY_ERRORS,
                        **_AUTH_ERRORS}, body=JobRegistration),
     Endpoint("/v1/jobs", "get", "Watched jobs, a page at a time", "read",
-             {200: JobPage, 422: Error, **_AUTH_ERRORS}, query=JobsQuery),
+             {200: JobPage, **_AUTH_ERRORS}, query=JobsQuery),
     Endpoint("/v1/jobs/{job_id}", "get", "A job with its deliveries", "read",
              {200: JobDetailEnvelope, 404: Error, **_AUTH_ERRORS}, path_params=("job_id",)),
     Endpoint("/v1/jobs/{job_id}", "delete", "Stop watching a job (pending deliveries are kept)",
              "write", {200: JobEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
              path_params=("job_id",)),
     Endpoint("/v1/deliveries", "get", "The notification outbox, a page at a time", "read",
-             {200: DeliveryPage, 422: Error, **_AUTH_ERRORS}, query=DeliveriesQuery),
+             {200: DeliveryPage, **_AUTH_ERRORS}, query=DeliveriesQuery),
     Endpoint("/v1/deliveries/{delivery_id}/redeliver", "post",
              "Queue a delivery again, under the same webhook-id", "write",
              {202: DeliveryEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
