@@ -7,12 +7,14 @@ README's screenshot (docs/status-page.png).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+UI = Path(__file__).resolve().parent.parent / "notifier" / "api" / "ui"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "status-page.png"
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 10_000
@@ -354,9 +357,12 @@ def test_every_answer_of_the_listener_carries_the_security_headers(stack: Stack)
     assert (page.status_code, page.headers["Location"]) == (302, "ui/")
     answers = {
         "/ui/": anonymous.call("GET", "/ui/"),
-        "/ui/app.js": anonymous.call("GET", "/ui/app.js"),
+        "/ui/js/main.js": anonymous.call("GET", "/ui/js/main.js"),
         "/ui/style.css": anonymous.call("GET", "/ui/style.css"),
         "/ui/missing.js": anonymous.call("GET", "/ui/missing.js"),
+        "/ui/js/missing.js": anonymous.call("GET", "/ui/js/missing.js"),
+        "/ui/css/style.css": anonymous.call("GET", "/ui/css/style.css"),
+        "/ui/js/..%2Findex.html": anonymous.call("GET", "/ui/js/..%2Findex.html"),
         "/ui/..%2Fapp.py": anonymous.call("GET", "/ui/..%2Fapp.py"),
         "/v1/jobs (no token)": anonymous.call("GET", "/v1/jobs"),
         "/v1/jobs": Client(stack.base).call("GET", "/v1/jobs"),
@@ -365,9 +371,12 @@ def test_every_answer_of_the_listener_carries_the_security_headers(stack: Stack)
     statuses = {path: answer.status_code for path, answer in answers.items()}
     assert statuses == {
         "/ui/": 200,
-        "/ui/app.js": 200,
+        "/ui/js/main.js": 200,
         "/ui/style.css": 200,
         "/ui/missing.js": 404,
+        "/ui/js/missing.js": 404,
+        "/ui/css/style.css": 404,
+        "/ui/js/..%2Findex.html": 404,
         "/ui/..%2Fapp.py": 404,
         "/v1/jobs (no token)": 401,
         "/v1/jobs": 200,
@@ -379,13 +388,17 @@ def test_every_answer_of_the_listener_carries_the_security_headers(stack: Stack)
         assert "unsafe-inline" not in csp, path
         assert answer.headers["X-Content-Type-Options"] == "nosniff", path
         assert answer.headers["Referrer-Policy"] == "no-referrer", path
-    assert answers["/ui/app.js"].headers["Content-Type"].startswith("text/javascript")
+    assert answers["/ui/js/main.js"].headers["Content-Type"].startswith("text/javascript")
     assert answers["/ui/"].headers["Content-Type"].startswith("text/html")
     # The page itself: no inline script or style, no handler attributes, nothing remote.
     html = answers["/ui/"].text
-    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="app.js" defer>']
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script type="module" src="js/main.js">']
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=|https?://", html)
-    assert "innerHTML" not in answers["/ui/app.js"].text.replace("(no innerHTML)", "")
+    for module in sorted((UI / "js").glob("*.js")):  # each served, none parsing HTML
+        served = anonymous.call("GET", f"/ui/js/{module.name}")
+        assert served.status_code == 200, module.name
+        assert served.headers["Content-Type"].startswith("text/javascript"), module.name
+        assert "innerHTML" not in served.text.replace("(no innerHTML)", ""), module.name
     callbacks = answers["/v1/callbacks"].json()["callbacks"]
     assert [c["name"] for c in callbacks][:2] == ["hook", "flaky"]
     assert set(callbacks[0]) == {
@@ -430,3 +443,18 @@ def test_demo_keep_serves_the_page_with_a_one_time_token_until_ctrl_c() -> None:
             demo.wait(10)
     reader.join(5)
     assert "Demo finished" in "".join(lines)
+
+
+def test_the_package_ships_every_file_of_the_page() -> None:
+    root = Path(__file__).resolve().parent.parent
+    with (root / "pyproject.toml").open("rb") as file:
+        globs = tomllib.load(file)["tool"]["setuptools"]["package-data"]["notifier.api"]
+    files = {p.relative_to(UI.parent).as_posix() for p in UI.rglob("*") if p.is_file()}
+    shipped = {f for f in files if any(_globbed(f, g) for g in globs)}
+    assert files - shipped == set(), f"add them to package-data: {sorted(files - shipped)}"
+
+
+def _globbed(path: str, pattern: str) -> bool:
+    """Whether setuptools' ``pattern`` takes ``path`` (``*`` stays within one folder)."""
+    parts, wanted = path.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(map(fnmatch.fnmatchcase, parts, wanted))

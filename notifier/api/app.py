@@ -332,11 +332,8 @@ class Api:
         for path, resource in resources.items():
             # A job id may hold any character, "/" included once percent-decoded.
             app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
-        to_page, files = static.ToPage(), static.UiFiles()
-        app.add_route("/", to_page)
-        app.add_route("/ui", to_page)
-        app.add_route("/ui/", files)
-        app.add_route("/ui/{name}", files)
+        for template, page_resource in static.routes():
+            app.add_route(template, page_resource)
         return app
 
 

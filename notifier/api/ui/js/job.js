@@ -1,0 +1,150 @@
+// One job's view: its fields, and each delivery made for it with every attempt.
+
+import { get } from "./api.js";
+import {
+  $,
+  badge,
+  clock,
+  cssToken,
+  el,
+  eta,
+  field,
+  progressBar,
+  relative,
+  setProgress,
+  setText,
+  when,
+} from "./format.js";
+import { inFlight, redeliverButton, updateRedeliver } from "./redeliver.js";
+import { canWrite, session } from "./session.js";
+
+let job = null;
+
+function render() {
+  setText($("job-title"), job.name || job.id);
+  setText($("job-id"), job.id);
+  const fields = document.createElement("dl");
+  const bar = progressBar();
+  setProgress(bar, job.progress);
+  field(fields, "State", badge(job.state));
+  field(fields, "Status", job.status);
+  field(fields, "Progress", bar.wrap);
+  field(fields, "ETA", eta(job));
+  field(fields, "Last polled", when(job.last_polled_at));
+  field(fields, "Next poll", when(job.next_poll_at));
+  field(fields, "Last error", job.last_error);
+  field(fields, "Notifies", job.notify ? job.notify.join(", ") : "every callback");
+  field(fields, "On status", (job.on_status || []).join(", "));
+  if (job.callback_url) field(fields, "Callback URL", job.callback_url);
+  field(fields, "Source", job.source);
+  if (job.owner) field(fields, "Polled by", job.owner);
+  $("job-fields").replaceChildren(...fields.childNodes);
+  $("job-fields").className = `fields state-${cssToken(job.state)}`;
+
+  // Rebuilt only when something changed, so a focused button keeps its focus.
+  const container = $("job-deliveries");
+  const signature = JSON.stringify([job.deliveries, canWrite(), Array.from(inFlight)]);
+  if (container.dataset.signature !== signature) {
+    container.dataset.signature = signature;
+    container.replaceChildren(...job.deliveries.map(deliveryCard));
+  }
+  $("job-deliveries-empty").hidden = job.deliveries.length > 0;
+}
+
+function deliveryCard(delivery) {
+  const card = el("article", `delivery card state-${cssToken(delivery.state)}`);
+  card.dataset.key = delivery.id;
+  const head = el("div", "delivery-head");
+  const title = el("h3");
+  const callback = el("span", "callback", delivery.callback);
+  title.append(callback, " · ", el("span", "event", delivery.event));
+  const button = redeliverButton();
+  updateRedeliver(button, delivery);
+  head.append(title, badge(delivery.state), button);
+  const facts = document.createElement("dl");
+  facts.className = "fields compact";
+  field(facts, "Webhook ID", delivery.id);
+  field(facts, "Attempts", delivery.attempts);
+  field(facts, "Created", when(delivery.created_at, true));
+  if (delivery.delivered_at) field(facts, "Delivered", when(delivery.delivered_at, true));
+  if (delivery.next_attempt_at) {
+    field(facts, "Next attempt", when(delivery.next_attempt_at, true));
+  }
+  if (delivery.last_error) field(facts, "Last error", delivery.last_error);
+  card.append(head, facts, attemptLog(delivery.history || []));
+  return card;
+}
+
+function attemptLog(history) {
+  if (!history.length) return el("p", "empty", "No attempts yet.");
+  const table = el("table", "attempts");
+  const caption = el("caption", "", "Attempts");
+  const head = table.createTHead().insertRow();
+  for (const name of ["Time", "Duration", "Outcome", "Detail"]) {
+    const th = el("th", "", name);
+    th.scope = "col";
+    head.append(th);
+  }
+  table.prepend(caption);
+  const body = table.createTBody();
+  for (const attempt of history) {
+    const row = body.insertRow();
+    row.className = attempt.ok ? "attempt-ok" : "attempt-failed";
+    const time = row.insertCell();
+    setText(time, clock(attempt.attempted_at));
+    time.title = relative(attempt.attempted_at);
+    row.insertCell().textContent = `${Math.round(attempt.duration_ms)} ms`;
+    row.insertCell().append(badge(attempt.ok ? "ok" : "failed"));
+    row.insertCell().textContent = attempt.detail;
+  }
+  return table;
+}
+
+function patch(delivery) {
+  // Show a redelivery's answer at once; the next refresh follows it from there.
+  if (!job || session.route.view !== "job") return;
+  const { history, ...row } = delivery;
+  job.deliveries = job.deliveries.map((d) =>
+    d.id === row.id ? { ...row, history: history || d.history } : d,
+  );
+  render();
+}
+
+function clear(id) {
+  $("job-fields").replaceChildren();
+  $("job-deliveries").replaceChildren();
+  $("job-deliveries").dataset.signature = "";
+  setText($("job-title"), id);
+  setText($("job-id"), id);
+}
+
+export default {
+  name: "job",
+  tab: "jobs", // shown under the Jobs tab
+  live: true,
+  match(path) {
+    if (!path.startsWith("job/")) return null;
+    try {
+      return { id: decodeURIComponent(path.slice(4)) };
+    } catch {
+      return null;
+    }
+  },
+  start() {
+    document.addEventListener("delivery", (event) => patch(event.detail));
+  },
+  enter(route) {
+    if (!job || job.id !== route.id) clear(route.id);
+  },
+  async load(route) {
+    const found = (await get(`jobs/${encodeURIComponent(route.id)}`)).job;
+    return () => {
+      job = found;
+      render();
+    };
+  },
+  reset() {
+    job = null;
+    clear("");
+  },
+};
