@@ -11,7 +11,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -251,13 +251,35 @@ def _callback_union() -> Any:
     return Annotated[Union[settings], Field(discriminator="type")]  # noqa: UP007
 
 
-class Config(_Section):
-    """The validated configuration: a frozen value object."""
+class StateLocation(_Section):
+    """Where the state lives: all that the commands which only read or change it need."""
 
-    datasaur: DatasaurSettings
     state_path: Path = Path("/var/lib/datasaur-notifier/state.db")
     state_url: Annotated[str, BeforeValidator(check_state_url)] | None = None
     cluster: ClusterSettings = ClusterSettings()
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StateLocation:
+        if self.state_url is not None and "state_path" in self.model_fields_set:
+            raise ValueError("state_url, state_path: give one of them, not both")
+        return self
+
+
+class StateView(StateLocation):
+    """The config as the state-only commands (``status``, ``watch``...) read it: the state's
+    location and the callbacks' names; nothing else is expanded or needed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    callbacks: dict[str, Any] = {}
+
+
+STATE_KEYS = ("state_path", "state_url", "cluster")
+
+
+class Config(StateLocation):
+    """The validated configuration: a frozen value object."""
+
+    datasaur: DatasaurSettings
     api: ApiSettings | None = None
     # Finished jobs whose deliveries all ended are removed this long after; 0 keeps all.
     retention: Duration = Field(default=30 * 86400.0, ge=0)
@@ -268,11 +290,9 @@ class Config(_Section):
     jobs: list[JobSpec] = []
 
     @model_validator(mode="after")
-    def _one_store(self) -> Config:
+    def _lease_outlasts_a_request(self) -> Config:
         if self.state_url is None:
             return self
-        if "state_path" in self.model_fields_set:
-            raise ValueError("state_url, state_path: give one of them, not both")
         budget = self.datasaur.timeout + self.delivery.timeout
         if self.cluster.lease <= budget:
             raise ValueError(
@@ -480,10 +500,8 @@ def silent_jobs(config: Config) -> list[str]:
     return warnings
 
 
-def parse_config(
-    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
-) -> Config:
-    """Parse and validate config text; raise :class:`ConfigError` listing every problem."""
+def _read_mapping(text: str, source: str) -> dict[Any, Any]:
+    """The YAML document as a mapping; a YAML problem is a ConfigError naming its line."""
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -492,6 +510,14 @@ def parse_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the file must be a mapping of keys to values"])
+    return raw
+
+
+def parse_config(
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate config text; raise :class:`ConfigError` listing every problem."""
+    raw = _read_mapping(text, source)
     problems: list[str] = []
     raw = expand_variables(raw, os.environ if environ is None else environ, problems)
     config = None
@@ -507,6 +533,28 @@ def parse_config(
     return config
 
 
+def parse_state_view(
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> StateView:
+    """The state's location and the callbacks' names from config text; only the state's
+    keys are expanded, so a secret missing from the environment does not matter here."""
+    raw = _read_mapping(text, source)
+    problems: list[str] = []
+    wanted = {key: raw[key] for key in STATE_KEYS if key in raw}
+    view: dict[str, Any] = expand_variables(
+        wanted, os.environ if environ is None else environ, problems
+    )
+    callbacks = raw.get("callbacks") or {}
+    view["callbacks"] = dict.fromkeys(callbacks) if isinstance(callbacks, dict) else {}
+    try:
+        state = StateView.model_validate(view)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc))
+    if problems:
+        raise ConfigError(source, problems)
+    return state
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -515,14 +563,32 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"YAML error: {problem}"
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand and validate the config file at ``path``."""
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(str(path), [f"cannot read the config file: {reason}"]) from None
-    return parse_config(text, str(path), environ)
+
+
+_Located = TypeVar("_Located", bound=StateLocation)
+
+
+def _anchored(config: _Located, path: Path) -> _Located:
+    """A relative ``state_path`` is relative to the config file's directory."""
+    if config.state_path.is_absolute():
+        return config
+    return config.model_copy(update={"state_path": (path.parent / config.state_path).absolute()})
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate the config file at ``path``."""
+    return _anchored(parse_config(_read(path), str(path), environ), path)
+
+
+def load_state_view(path: Path, environ: Mapping[str, str] | None = None) -> StateView:
+    """The state-only view (:class:`StateView`) of the config file at ``path``."""
+    return _anchored(parse_state_view(_read(path), str(path), environ), path)
 
 
 def secrets_of(config: Config) -> list[str]:

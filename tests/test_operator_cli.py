@@ -190,7 +190,7 @@ def test_watch_rejects_unknown_callback_and_status(
         tmp_path, base_config(simulator, tmp_path, callbacks={"hook": webhook(receiver)})
     )
 
-    result = cli(path, "watch", "job-x", "--notify", "hook", "nope")
+    result = cli(path, "watch", "job-x", "--notify", "hook", "--notify", "nope")
     assert result.returncode == 2
     assert "unknown callback 'nope'" in result.stderr and "hook" in result.stderr
     assert "Traceback" not in result.stderr
@@ -200,7 +200,7 @@ def test_watch_rejects_unknown_callback_and_status(
     assert "invalid choice: 'FINISHED'" in result.stderr
     assert "DELIVERED" in result.stderr  # lists the valid statuses
 
-    assert status(path) == {}
+    assert not (tmp_path / "state.db").exists()  # refused before the state was opened
 
 
 # --- unwatch --------------------------------------------------------------------
@@ -222,7 +222,12 @@ def test_unwatch_stops_polling_but_pending_deliveries_still_go_out(
         callbacks={"hook": webhook(receiver)},
     )
     path = config_file(tmp_path, config)
-    assert cli(path, "watch", "job-u", "--on-status", "IN_PROGRESS", "DELIVERED").returncode == 0
+    assert (
+        cli(
+            path, "watch", "job-u", "--on-status", "IN_PROGRESS", "--on-status", "DELIVERED"
+        ).returncode
+        == 0
+    )
     daemon_factory(config)
     receiver.wait_for(1)
     [pending] = deliveries(path)

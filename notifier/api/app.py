@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import falcon
 
-from notifier import callback_urls
+from notifier import callback_urls, watchlist
 from notifier.api import models, static
 from notifier.api.parsing import (
     ApiError,
@@ -34,13 +34,13 @@ from notifier.config import ApiSettings, JobSpec, unknown_callback
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
 from notifier.store import Cursor, Store, StoreError, WatchedJob
+from notifier.watchlist import JOB_FIELDS
 
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0
 MAX_TRACKED_ADDRESSES = 10_000
-JOB_FIELDS = ("name", "notify", "on_status", "callback_url")
 # Every answer of the listener (page, files, JSON, errors): no inline script, no framing,
 # no sniffing, no referrer, nothing fetched from another site.
 SECURITY_HEADERS = {
@@ -387,19 +387,8 @@ def _page(rows: list[R], limit: int, position: Callable[[R], Cursor]) -> tuple[l
 
 def merge(job: WatchedJob | None, body: models.JobRegistration) -> dict[str, Any]:
     """The job's fields after registering ``body``: given fields win, ``null`` clears."""
-    current: dict[str, Any] = {
-        "name": None if job is None else job.name,
-        "notify": None if job is None else job.notify,
-        "on_status": None if job is None else list(job.on_status),
-        "callback_url": None if job is None else job.callback_url,
-    }
-    for name in JOB_FIELDS:
-        if name in body.model_fields_set:
-            current[name] = getattr(body, name)
-    merged = {"id": body.id, **current}
-    if merged["on_status"] is None:
-        del merged["on_status"]  # the default statuses
-    return merged
+    given = {name: getattr(body, name) for name in JOB_FIELDS if name in body.model_fields_set}
+    return watchlist.merge(body.id, job, given)
 
 
 # --- errors -----------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from notifier import logs
-from notifier.cli.base import FAILURE, USAGE, UsageError
+from notifier.cli.base import FAILURE, OK, USAGE, UsageError
 from notifier.cli.commands import parser
-from notifier.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from notifier.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, load_state_view
 from notifier.store import StoreError
 
 __all__ = ["main"]
@@ -23,15 +23,20 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m notifier``."""
-    args = parser().parse_args(argv)
+    command_line = parser()
+    args = command_line.parse_args(argv)
+    if args.command is None:  # `datasaur-notifier` alone
+        command_line.print_help()
+        return OK
     args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
     logs.setup(getattr(args, "log_format", "text"))
     command = args.command_spec
     if command.needs == "nothing":
         return int(command.run(args))
     try:
-        config = load_config(args.config)
-        return int(command.run(args, config))
+        if command.needs == "state":
+            return int(command.run(args, load_state_view(args.config)))
+        return int(command.run(args, load_config(args.config)))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)

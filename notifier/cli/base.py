@@ -13,8 +13,9 @@ from notifier.store import CallbackHealth
 
 OK, FAILURE, USAGE = 0, 1, 2
 
-# What a command needs before it runs: the whole config, or nothing.
-Needs = Literal["config", "nothing"]
+# What a command needs before it runs: the whole config; only the state's location and
+# the callbacks' names (notifier.config.StateView: no secret has to be set); or nothing.
+Needs = Literal["config", "state", "nothing"]
 
 
 class UsageError(Exception):
@@ -29,7 +30,8 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 class Command:
     """One subcommand: its name, what it runs, its one-line summary and its arguments.
 
-    ``run`` takes ``(args, config)``, or ``(args)`` alone when ``needs`` is ``"nothing"``.
+    ``run`` takes ``(args, config)`` (a ``Config``, or a ``StateView`` when ``needs`` is
+    ``"state"``), or ``(args)`` alone when ``needs`` is ``"nothing"``.
     """
 
     name: str
@@ -50,13 +52,20 @@ def show(
     rows: Sequence[Any],
     document: Callable[[Any], dict[str, Any]],
     table_of: Callable[[Sequence[Any]], str],
-    health: Sequence[CallbackHealth] = (),
+    health: Sequence[CallbackHealth] | None = None,
 ) -> int:
-    """Print ``rows`` as JSON or a table, and a line per paused callback in ``health``."""
-    paused = [h for h in health if h.paused_at is not None]
+    """Print ``rows`` as JSON or a table; with ``health`` (``status``, ``deliveries``),
+    the paused callbacks too."""
     if args.json:
-        extra = {"paused_callbacks": [health_document(h) for h in paused]} if health else {}
+        extra = paused_document(health) if health is not None else {}
         print_json({key: [document(row) for row in rows], **extra})
     else:
+        paused = [h for h in health or () if h.paused_at is not None]
         print("\n".join([table_of(rows), *paused_lines(paused)]))
     return OK
+
+
+def paused_document(health: Sequence[CallbackHealth]) -> dict[str, Any]:
+    """``{"paused_callbacks": [...]}``: always there, empty when no lane is paused."""
+    paused = [h for h in health if h.paused_at is not None]
+    return {"paused_callbacks": [health_document(h) for h in paused]}

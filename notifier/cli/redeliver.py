@@ -8,7 +8,7 @@ import time
 
 from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json
 from notifier.cli.state import open_state
-from notifier.config import Config
+from notifier.config import StateView
 from notifier.durations import parse_duration
 from notifier.report import deliveries_table, delivery_document
 from notifier.store import DELIVERY_STATES
@@ -16,7 +16,7 @@ from notifier.store import DELIVERY_STATES
 BULK_REDELIVER_LIMIT = 100  # more than this many need --yes
 
 
-def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
+def cmd_redeliver(args: argparse.Namespace, config: StateView) -> int:
     """Queue a delivery again under the same webhook-id; with filters, every match."""
     filters = {
         "--state": args.state,
@@ -34,7 +34,7 @@ def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
         raise UsageError(
             f"give a DELIVERY_ID or filters, not both ({', '.join(options)} go with filters)"
         )
-    delivery = open_state(config).redeliver(args.delivery_id, time.time())
+    delivery = open_state(config, create=False).redeliver(args.delivery_id, time.time())
     if delivery is None:
         print(f"no delivery {args.delivery_id!r}", file=sys.stderr)
         return FAILURE
@@ -45,7 +45,7 @@ def cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
-def _redeliver_matching(args: argparse.Namespace, config: Config, given: list[str]) -> int:
+def _redeliver_matching(args: argparse.Namespace, config: StateView, given: list[str]) -> int:
     """``redeliver --state S [--callback N] [--job ID] [--since D] [--until D]``."""
     if not given:
         raise UsageError(
@@ -57,7 +57,7 @@ def _redeliver_matching(args: argparse.Namespace, config: Config, given: list[st
     if args.since is not None and args.until is not None and args.since <= args.until:
         raise UsageError("--since must reach further back than --until")
     now = time.time()
-    result = open_state(config).redeliver_matching(
+    result = open_state(config, create=False).redeliver_matching(
         args.state,
         now,
         callback=args.callback,
@@ -118,5 +118,6 @@ COMMANDS = [
         "Queue a delivered or dead delivery again (same webhook-id); with filters instead of"
         f" an id, every matching one (more than {BULK_REDELIVER_LIMIT} need --yes).",
         _arguments,
+        "state",
     )
 ]

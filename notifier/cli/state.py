@@ -9,8 +9,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json, show
-from notifier.config import Config
+from notifier.cli.base import (
+    FAILURE,
+    OK,
+    Command,
+    UsageError,
+    paused_document,
+    print_json,
+    show,
+)
+from notifier.config import StateView
 from notifier.report import (
     attempt_document,
     attempts_table,
@@ -25,6 +33,7 @@ from notifier.store import (
     DELIVERY_STATES,
     JOB_STATES,
     Store,
+    StoreError,
     backup_state,
     describe_location,
     import_sqlite_state,
@@ -32,21 +41,38 @@ from notifier.store import (
 )
 
 
-def open_state(config: Config) -> Store:
-    """The configured store, its schema brought up to date first."""
+def open_state(config: StateView, create: bool = True) -> Store:
+    """The configured store, its schema brought up to date first.
+
+    Without ``create`` (the commands that only read or change what is there) a missing
+    SQLite state file is an error naming it, and nothing is created.
+    """
+    if not create and config.state_url is None and not config.state_path.exists():
+        raise StoreError(
+            f"no state file at {config.state_path}: nothing was watched with this config yet"
+            " (`run` or `watch` creates it)"
+        )
     return open_store(config)
 
 
-def cmd_status(args: argparse.Namespace, config: Config) -> int:
+def _known_job(store: Store, job_id: str | None) -> None:
+    """``--job ID`` names a job of the watch list, or the command fails saying so."""
+    if job_id is not None and not store.jobs(job_id=job_id):
+        raise StoreError(f"--job {job_id}: not watched (no such job in the watch list)")
+
+
+def cmd_status(args: argparse.Namespace, config: StateView) -> int:
     """The watch list, and the callbacks whose lanes are paused."""
-    store = open_state(config)
+    store = open_state(config, create=False)
+    _known_job(store, args.job)
     jobs = store.jobs(state=args.state, job_id=args.job)
     return show(args, "jobs", jobs, job_document, jobs_table, store.callback_health())
 
 
-def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
+def cmd_deliveries(args: argparse.Namespace, config: StateView) -> int:
     """The outbox; with ``--id``, one delivery and every attempt made at it."""
-    store = open_state(config)
+    store = open_state(config, create=False)
+    _known_job(store, args.job)
     deliveries = store.deliveries(state=args.state, job_id=args.job, delivery_id=args.id)
     if args.id is None:
         health = store.callback_health()
@@ -58,19 +84,19 @@ def cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         document = delivery_document(deliveries[0])
         document["history"] = [attempt_document(attempt) for attempt in history]
-        print_json({"deliveries": [document]})
+        print_json({"deliveries": [document], **paused_document(store.callback_health())})
     else:
         print(deliveries_table(deliveries) + "\n\n" + attempts_table(history))
     return OK
 
 
-def cmd_instances(args: argparse.Namespace, config: Config) -> int:
+def cmd_instances(args: argparse.Namespace, config: StateView) -> int:
     """The daemons that share this state, from their heartbeats."""
-    instances = open_state(config).instances(time.time())
+    instances = open_state(config, create=False).instances(time.time())
     return show(args, "instances", instances, instance_document, instances_table)
 
 
-def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+def cmd_migrate(args: argparse.Namespace, config: StateView) -> int:
     """Create or upgrade the schema (opening the store does it) and say so."""
     store = open_state(config)
     store.close()
@@ -78,7 +104,7 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
-def cmd_import_state(args: argparse.Namespace, config: Config) -> int:
+def cmd_import_state(args: argparse.Namespace, config: StateView) -> int:
     """Copy a SQLite state file into the configured PostgreSQL store."""
     if config.state_url is None:
         raise UsageError("the config has no state_url: import-state copies into PostgreSQL")
@@ -93,12 +119,13 @@ def cmd_import_state(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
-def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+def cmd_backup(args: argparse.Namespace, config: StateView) -> int:
     """A consistent copy of the SQLite state, taken while the daemon runs."""
     if config.state_url is not None:
         raise UsageError("the state is in PostgreSQL: back it up with pg_dump")
     if args.path.resolve() == config.state_path.resolve():
         raise UsageError("the backup must not be the state file itself")
+    open_state(config, create=False).close()
     backup_state(config, args.path)
     print(f"backed up {config.state_path} to {args.path}")
     return OK
@@ -134,25 +161,30 @@ def _backup_path(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("status", cmd_status, "Show the watched jobs.", _listing(JOB_STATES)),
+    Command("status", cmd_status, "Show the watched jobs.", _listing(JOB_STATES), "state"),
     Command(
         "deliveries",
         cmd_deliveries,
         "Show the notification outbox.",
         _listing(DELIVERY_STATES, by_id=True),
+        "state",
     ),
-    Command("instances", cmd_instances, "Show the daemons sharing the state.", _json_only),
-    Command("migrate", cmd_migrate, "Create or upgrade the state's schema, then exit."),
+    Command("instances", cmd_instances, "Show the daemons sharing the state.", _json_only, "state"),
+    Command(
+        "migrate", cmd_migrate, "Create or upgrade the state's schema, then exit.", needs="state"
+    ),
     Command(
         "import-state",
         cmd_import_state,
         "Copy a SQLite state file into the PostgreSQL store (state_url); safe to repeat.",
         _sqlite_path,
+        "state",
     ),
     Command(
         "backup",
         cmd_backup,
         "Write a consistent copy of the SQLite state (daemon running or not).",
         _backup_path,
+        "state",
     ),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from notifier.config import Config
+from notifier.config import StateLocation
 from notifier.store.base import (
     DELIVERY_STATES,
     JOB_STATES,
@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 
-def open_store(config: Config, instance: Instance | None = None) -> Store:
+def open_store(config: StateLocation, instance: Instance | None = None) -> Store:
     """The store ``config`` names, its schema brought up to date.
 
     ``instance`` is given by a running daemon (it claims work and heartbeats);
@@ -84,7 +84,7 @@ def open_store(config: Config, instance: Instance | None = None) -> Store:
     return store
 
 
-def import_sqlite_state(config: Config, path: Path) -> ImportCounts:
+def import_sqlite_state(config: StateLocation, path: Path) -> ImportCounts:
     """Copy a SQLite state file into the PostgreSQL store ``config`` names."""
     store = open_store(config)
     try:
@@ -96,7 +96,7 @@ def import_sqlite_state(config: Config, path: Path) -> ImportCounts:
         store.close()
 
 
-def backup_state(config: Config, target: Path) -> None:
+def backup_state(config: StateLocation, target: Path) -> None:
     """A consistent copy of the SQLite state at ``target`` (PostgreSQL: use pg_dump)."""
     store = open_store(config)
     try:
@@ -117,7 +117,7 @@ def _postgres() -> Any:
     return postgres
 
 
-def describe_location(config: Config) -> str:
+def describe_location(config: StateLocation) -> str:
     """Where the state lives, for log lines (a URL's password masked)."""
     if config.state_url is None:
         return str(config.state_path)
