@@ -183,6 +183,7 @@ def test_an_id_and_filters_or_neither_is_a_usage_error(
         assert message in result.stderr, (args, result.stderr)
     bad = cli(path, "redeliver", "--state", "dead", "--since", "yesterday")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
-    # one id keeps working as before
+    # one id keeps working as before (on an existing state: a read never creates one)
+    assert cli(path, "migrate").returncode == 0
     unknown = cli(path, "redeliver", "msg_unknown")
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "no delivery 'msg_unknown'")
