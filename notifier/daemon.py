@@ -122,8 +122,8 @@ def warn_about_orphans(store: Store, config: Config) -> None:
 
 
 class StoreCollector(Collector):
-    """Jobs by state, outbox backlog, the age of the oldest pending delivery, and which
-    callbacks are paused."""
+    """Jobs by state, outbox backlog, the age of the oldest pending delivery, which
+    callbacks are paused, and how many instances are alive."""
 
     def __init__(self, store: Store, callbacks: Callable[[], Iterable[str]]) -> None:
         self.store = store
@@ -134,6 +134,7 @@ class StoreCollector(Collector):
             counts = self.store.counts()
             oldest = self.store.oldest_pending()
             health = self.store.callback_health()
+            instances = self.store.instances(time.time())
         except StoreError:
             return  # /healthz reports the outage; the counters still scrape
         jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
@@ -156,6 +157,11 @@ class StoreCollector(Collector):
         for name in sorted(set(self.callbacks()) | set(paused_at)):
             paused.add_metric([name], 0.0 if paused_at.get(name) is None else 1.0)
         yield paused
+        yield GaugeMetricFamily(
+            "notifier_instances_alive",
+            "Daemons sharing the state that heartbeat within their lease",
+            value=sum(1 for instance in instances if instance.alive),
+        )
 
 
 class Daemon:

@@ -84,6 +84,19 @@ class TokenSource:
             self._token = None
 
     def _fetch(self) -> tuple[str, float]:
+        """A new token and its lifetime; counted by outcome."""
+        outcome = "failed"
+        try:
+            answer = self._request_token()
+            outcome = "ok"
+            return answer
+        except AuthenticationFailed:
+            outcome = "refused"
+            raise
+        finally:
+            metrics.TOKEN_REFRESHES.labels(outcome).inc()
+
+    def _request_token(self) -> tuple[str, float]:
         settings = self._settings
         url = settings.effective_token_url
         assert settings.client_id is not None and settings.client_secret is not None

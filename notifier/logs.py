@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 
@@ -57,6 +58,17 @@ class _JsonFormatter(logging.Formatter):
 
 
 _REDACTOR = _Redactor()
+
+FORMATS = ("text", "json")
+FORMAT_VARIABLE = "DATASAUR_NOTIFIER_LOG_FORMAT"  # the container image sets it to json
+
+
+def format_from_environment() -> str:
+    """``$DATASAUR_NOTIFIER_LOG_FORMAT`` if set, else ``text``; ValueError if not a format."""
+    value = os.environ.get(FORMAT_VARIABLE) or "text"
+    if value not in FORMATS:
+        raise ValueError(f"{FORMAT_VARIABLE}={value!r}: expected one of {', '.join(FORMATS)}")
+    return value
 
 
 def setup(log_format: str = "text", level: int = logging.INFO) -> None:

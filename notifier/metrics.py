@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply
@@ -59,6 +60,25 @@ NOTIFICATION_LATENCY = Histogram(
     registry=REGISTRY,
 )
 
+LEASE_TAKEOVERS = Counter(
+    "notifier_lease_takeovers",
+    "Jobs and deliveries claimed after another instance's lease on them expired",
+    ["kind"],
+    registry=REGISTRY,
+)
+TOKEN_REFRESHES = Counter(
+    "notifier_token_refreshes",
+    "OAuth2 access tokens asked for, by outcome (ok, refused: bad credentials, failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+# Every label value known up front is exported from the start (at 0), so that rules
+# and dashboards see the series before the first event.
+for _kind in ("job", "delivery"):
+    LEASE_TAKEOVERS.labels(_kind)
+for _outcome in ("ok", "refused", "failed"):
+    TOKEN_REFRESHES.labels(_outcome)
+
 
 class Health:
     """Healthy while the scheduler's ticks keep coming and the state store answers."""
@@ -85,6 +105,20 @@ class Health:
         return self.problem() is None
 
 
+class HealthCollector(Collector):
+    """``notifier_healthy``: what ``/healthz`` says, as a gauge."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "notifier_healthy",
+            "1 while /healthz answers ok (ticks keep coming, the state store answers)",
+            value=1.0 if self.health.healthy() else 0.0,
+        )
+
+
 class _MetricsHandler(QuietHandler):
     owner: MetricsServer
 
@@ -104,7 +138,7 @@ class MetricsServer(LocalHTTPServer):
         super().__init__(host, port)
         self.health = health
         self.state_registry = CollectorRegistry()
-        for collector in collectors:
+        for collector in (HealthCollector(health), *collectors):
             self.state_registry.register(collector)
 
     def answer(self, path: str) -> Reply:

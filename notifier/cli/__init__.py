@@ -29,7 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_line.print_help()
         return OK
     args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
-    logs.setup(getattr(args, "log_format", "text"))
+    try:
+        logs.setup(getattr(args, "log_format", None) or logs.format_from_environment())
+    except ValueError as exc:
+        command_line.error(str(exc))
     command = args.command_spec
     if command.needs == "nothing":
         return int(command.run(args))

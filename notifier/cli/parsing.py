@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from notifier import __version__
+from notifier import __version__, logs
 from notifier.cli.base import Command
 from notifier.config import DEFAULT_CONFIG_PATH
 
@@ -144,9 +144,9 @@ def _common_options() -> Parser:
     )
     common.add_argument(
         "--log-format",
-        choices=("text", "json"),
+        choices=logs.FORMATS,
         default=argparse.SUPPRESS,
-        help="log line format on stderr (default text)",
+        help=f"log line format on stderr (default ${logs.FORMAT_VARIABLE}, else text)",
     )
     return common
 

@@ -1,5 +1,5 @@
 """Commands that use the whole config: ``run``, ``check-config``, ``test-callback``,
-``get-job``."""
+``get-job``, ``healthcheck``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import time
 import uuid
 
 from notifier import channels
-from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json
+from notifier.cli.base import FAILURE, OK, USAGE, Command, UsageError, print_json
 from notifier.config import Config, unknown_callback
+from notifier.durations import parse_duration
 from notifier.events import sample_payload
 from notifier.store import describe_location
 
@@ -65,6 +66,22 @@ def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
+def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:
+    """Ask the running daemon's ``/healthz`` (the container image's HEALTHCHECK)."""
+    from notifier.healthcheck import healthz_url, probe
+
+    url = healthz_url(config.metrics)
+    if url is None:
+        print(
+            "healthcheck: metrics.port is not set, so the daemon serves no /healthz",
+            file=sys.stderr,
+        )
+        return USAGE
+    healthy, detail = probe(url, args.timeout)
+    print(f"{url}: {detail}", file=sys.stdout if healthy else sys.stderr)
+    return OK if healthy else FAILURE
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics and /healthz"
@@ -77,6 +94,12 @@ def _callback_name(parser: argparse.ArgumentParser) -> None:
 
 def _job_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB_ID")
+
+
+def _timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=parse_duration, default=5.0, help="how long to wait (default 5s)"
+    )
 
 
 COMMANDS = [
@@ -94,4 +117,7 @@ COMMANDS = [
         _callback_name,
     ),
     Command("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.", _job_id),
+    Command(
+        "healthcheck", cmd_healthcheck, "Exit 0 if the running daemon's /healthz is ok.", _timeout
+    ),
 ]

@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from notifier import metrics
 from notifier.backoff import exponential
 from notifier.config import JobSpec
 from notifier.ratelimit import WaitingLimiter
@@ -125,13 +126,20 @@ def describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _count_takeovers(kind: str, previous_owners: Sequence[Any], owner: str) -> None:
+    """A claimed row whose expired lease named another instance was taken over from it."""
+    taken = sum(1 for previous in previous_owners if previous not in (None, owner))
+    if taken:
+        metrics.LEASE_TAKEOVERS.labels(kind).inc(taken)
+
+
 def _qualified(columns: str, table: str) -> str:
     return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
 
 
 _CLAIM_JOBS = f"""
     WITH due AS (
-        SELECT id FROM jobs
+        SELECT id, lease_owner AS previous_owner FROM jobs
         WHERE state = 'watching' AND next_poll_at <= {AT}
           AND (lease_until IS NULL OR lease_until < {NOW})
         ORDER BY next_poll_at
@@ -141,11 +149,12 @@ _CLAIM_JOBS = f"""
     UPDATE jobs SET lease_owner = %s, lease_token = jobs.lease_token + 1,
                     lease_until = {NOW} + %s
     FROM due WHERE jobs.id = due.id
-    RETURNING {_qualified(CLAIM_COLUMNS, "jobs")}, jobs.lease_token, jobs.next_poll_at
+    RETURNING {_qualified(CLAIM_COLUMNS, "jobs")}, jobs.lease_token, jobs.next_poll_at,
+              due.previous_owner
 """
 _CLAIM_DELIVERIES = f"""
     WITH due AS (
-        SELECT id FROM deliveries
+        SELECT id, lease_owner AS previous_owner FROM deliveries
         WHERE state = 'pending' AND callback = %s AND next_attempt_at <= {AT}
           AND (lease_until IS NULL OR lease_until < {NOW})
           AND NOT (id = ANY(%s))
@@ -156,7 +165,8 @@ _CLAIM_DELIVERIES = f"""
     UPDATE deliveries SET lease_owner = %s, lease_token = deliveries.lease_token + 1,
                           lease_until = {NOW} + %s
     FROM due WHERE deliveries.id = due.id
-    RETURNING {_qualified(DELIVERY_COLUMNS, "deliveries")}, deliveries.lease_token
+    RETURNING {_qualified(DELIVERY_COLUMNS, "deliveries")}, deliveries.lease_token,
+              due.previous_owner
 """
 # What a poll writes, in three widths: the schedule alone (most polls), every poll's
 # columns, and those with the job itself when the poll found something new. Each is
@@ -426,6 +436,7 @@ class PostgresStore(Summaries):
         owner = self._owner()
         rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease))
         rows.sort(key=lambda row: (row[CLAIM_WIDTH + 1], row[0]))  # most overdue first
+        _count_takeovers("job", [row[CLAIM_WIDTH + 2] for row in rows], owner.id)
         return [claimed_row(row, owner=owner.name, lease=row[CLAIM_WIDTH]) for row in rows]
 
     def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
@@ -527,6 +538,7 @@ class PostgresStore(Summaries):
             _CLAIM_DELIVERIES, (callback, at(now), list(exclude), limit, owner.id, self.lease)
         )
         rows.sort(key=lambda row: (row[10], row[0]))
+        _count_takeovers("delivery", [row[DELIVERY_WIDTH + 1] for row in rows], owner.id)
         return [delivery_row(row, lease=row[DELIVERY_WIDTH]) for row in rows]
 
     def record_attempt(self, attempt: Attempt) -> bool:
