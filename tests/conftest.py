@@ -14,6 +14,7 @@ import pytest
 
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
+from tests.support import podman
 from tests.support.daemon import DaemonProcess, write_config
 from tests.support.postgres import URL_ENV, PostgresServer, PostgresUnavailable
 from tests.support.smtp import SmtpSink
@@ -130,3 +131,10 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     yield url
     postgres_server.ensure_running()  # a failed outage test must not break the next tests
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def notifier_image() -> str:
+    """The container image built from this checkout with podman (once a session; skips
+    without podman, unless ``NOTIFIER_TEST_CONTAINER_REQUIRED`` is set)."""
+    return podman.build_image()
