@@ -15,6 +15,29 @@ def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else isoformat(timestamp)
 
 
+def job_errors(job: WatchedJob) -> list[dict[str, str]]:
+    """Datasaur's ``errors`` of the job as last seen: each error's ``id`` and ``stack``."""
+    errors = (job.job or {}).get("errors")
+    if not isinstance(errors, list):
+        return []
+    return [
+        {"id": str(error.get("id", "")), "stack": str(error.get("stack", ""))}
+        for error in errors
+        if isinstance(error, dict)
+    ]
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def error_text(job: WatchedJob) -> str:
+    """The ``ERROR`` cell: Datasaur's errors (id: the stack's first line), then ours."""
+    parts = [": ".join(filter(None, (e["id"], _first_line(e["stack"])))) for e in job_errors(job)]
+    return "; ".join([*parts, *([job.last_error] if job.last_error else [])])
+
+
 def job_document(job: WatchedJob) -> dict[str, Any]:
     """A watched job as ``status --json`` prints it."""
     return {
@@ -26,6 +49,7 @@ def job_document(job: WatchedJob) -> dict[str, Any]:
         "last_polled_at": _iso(job.last_polled_at),
         "next_poll_at": _iso(job.next_poll_at),
         "last_error": job.last_error,
+        "errors": job_errors(job),
         "notify": job.notify,
         "on_status": list(job.on_status),
         "source": job.source,
@@ -100,7 +124,7 @@ def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
             relative_time(job.last_polled_at, now),
             relative_time(job.next_poll_at, now),
             relative_time(job.eta, now),
-            job.last_error or "",
+            error_text(job),
         ]
         for job in jobs
     ]

@@ -317,3 +317,84 @@ def test_healthz_needs_no_token(api_daemon: tuple[DaemonProcess, Client, Webhook
     _, client, _ = api_daemon
     answer = Client(client.base, token=None).call("GET", "/healthz")
     assert (answer.status_code, answer.text) == (200, "ok\n")
+
+
+FAILED_JOB = "ExportQueue:api-failed"
+DATASAUR_ERROR = {
+    "id": "ExportQueue:api-failed:error:1",
+    "stack": "Error: export quota exceeded\n    at exporter (export.js:12:7)",
+    "args": {"limit": 5},
+}
+
+
+def test_datasaur_errors_of_a_job_show_in_the_api_and_in_status(
+    api_daemon: tuple[DaemonProcess, Client, WebhookReceiver],
+    simulator: DatasaurSimulator,
+) -> None:
+    daemon, client, _ = api_daemon
+    simulator.set_job(FAILED_JOB, "FAILED", 30, errors=[DATASAUR_ERROR])
+    simulator.set_job("ExportQueue:api-fine", "DELIVERED", 100)
+    for job_id in (FAILED_JOB, "ExportQueue:api-fine"):
+        assert client.call("POST", "/v1/jobs", json={"id": job_id}).status_code == 201
+
+    def finished(job_id: str) -> dict[str, Any] | None:
+        job = client.call("GET", "/v1/jobs/" + quote(job_id, safe="")).json()["job"]
+        return job if job["state"] == "done" else None
+
+    failed = wait_until(lambda: finished(FAILED_JOB), timeout=15)
+    expected = [{"id": DATASAUR_ERROR["id"], "stack": DATASAUR_ERROR["stack"]}]
+    assert failed["errors"] == expected  # id and stack; args are left out
+    assert wait_until(lambda: finished("ExportQueue:api-fine"))["errors"] == []
+    listed = {job["id"]: job for job in client.call("GET", "/v1/jobs").json()["jobs"]}
+    assert listed[FAILED_JOB]["errors"] == expected
+
+    status = json.loads(cli(daemon.config, "status", "--json").stdout)["jobs"]
+    by_id = {job["id"]: job for job in status}
+    assert by_id[FAILED_JOB]["errors"] == expected
+    assert by_id["ExportQueue:api-fine"]["errors"] == []
+    table = cli(daemon.config, "status").stdout.splitlines()
+    header = table[0].split()
+    assert header[-1] == "ERROR", table[0]
+    row = next(line for line in table if line.startswith(FAILED_JOB + " "))
+    error_column = row[table[0].index("ERROR") :]
+    assert error_column == f"{DATASAUR_ERROR['id']}: Error: export quota exceeded"
+    fine = next(line for line in table if line.startswith("ExportQueue:api-fine "))
+    assert len(fine) <= table[0].index("ERROR")  # nothing in its ERROR column
+
+
+def test_callbacks_say_where_they_point_by_host_only(
+    tmp_path: Path,
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    daemon_factory: Callable[..., DaemonProcess],
+) -> None:
+    port = free_port()
+    hook = webhook(receiver, "/hooks/T0KEN-in-the-path?sig=s3cr3t")
+    hook["url"] = hook["url"].replace("http://", "http://ops:pa55word@")
+    mail = {
+        "type": "email",
+        "smtp_host": "smtp.example.com",
+        "smtp_port": 2525,
+        "username": "mailer",
+        "password": "smtp-pa55word",
+        "from": "notifier@example.com",
+        "to": ["team@example.com"],
+    }
+    chat = {"type": "apprise", "url": "json://127.0.0.1:9/ch4t-s3cr3t"}
+    config = base_config(
+        simulator,
+        tmp_path,
+        callbacks={"hook": hook, "mail": mail, "chat": chat},
+        api=api_section(port),
+    )
+    daemon = daemon_factory(config)
+    daemon.wait_for_log("api on")
+    answer = Client(f"http://127.0.0.1:{port}", token=READ_TOKEN).call("GET", "/v1/callbacks")
+    pointing = {c["name"]: (c["type"], c["target"]) for c in answer.json()["callbacks"]}
+    assert pointing == {
+        "hook": ("webhook", f"127.0.0.1:{receiver.port}"),
+        "mail": ("email", "smtp.example.com:2525"),
+        "chat": ("apprise", "json://"),
+    }
+    for secret in ("T0KEN", "s3cr3t", "pa55word", "ops", "mailer", "ch4t"):
+        assert secret not in answer.text, secret

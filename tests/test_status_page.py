@@ -402,7 +402,8 @@ def test_every_answer_of_the_listener_carries_the_security_headers(stack: Stack)
     callbacks = answers["/v1/callbacks"].json()["callbacks"]
     assert [c["name"] for c in callbacks][:2] == ["hook", "flaky"]
     assert set(callbacks[0]) == {
-        "name", "pending", "dead", "paused", "consecutive_failures", "last_error"
+        "name", "type", "target", "pending", "dead", "paused", "consecutive_failures",
+        "last_error",
     }  # fmt: skip
     for name in ("hook", "flaky"):
         only = Client(stack.base).call("GET", "/v1/deliveries", params={"callback": name})

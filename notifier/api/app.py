@@ -30,6 +30,7 @@ from notifier.api.parsing import (
     validate,
     validate_query,
 )
+from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
@@ -106,7 +107,7 @@ class Api:
         self,
         store: Store,
         settings: ApiSettings,
-        callbacks: Mapping[str, object],
+        callbacks: Mapping[str, CallbackSettings],
         health: Health,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -116,7 +117,7 @@ class Api:
         self.failures = FailedLogins()
         self.reconfigure(settings, callbacks)
 
-    def reconfigure(self, settings: ApiSettings, callbacks: Mapping[str, object]) -> None:
+    def reconfigure(self, settings: ApiSettings, callbacks: Mapping[str, CallbackSettings]) -> None:
         """New tokens, prefixes and callback names (after SIGHUP); the listener stays."""
         self.settings = settings
         self.callbacks = callbacks
@@ -287,9 +288,12 @@ class Api:
         documents = []
         for name in names:
             record = health.get(name)
+            kind, target = self._points_at(name)
             documents.append(
                 {
                     "name": name,
+                    "type": kind,
+                    "target": target,
                     "pending": pending.get(name, 0),
                     "dead": dead.get(name, 0),
                     "paused": record is not None and record.paused_at is not None,
@@ -298,6 +302,15 @@ class Api:
                 }
             )
         resp.media = {"callbacks": documents}
+
+    def _points_at(self, name: str) -> tuple[str | None, str | None]:
+        """A lane's channel type and host, as far as the config says (None: not in it)."""
+        settings = self.callbacks.get(name)
+        if settings is not None:
+            return settings.type, settings.target()
+        if name.startswith(callback_urls.CALLBACK_PREFIX):  # a job's own callback_url
+            return "webhook", host_of(name.removeprefix(callback_urls.CALLBACK_PREFIX))
+        return None, None
 
     # --- the WSGI application -------------------------------------------------------------
 

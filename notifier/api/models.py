@@ -92,6 +92,13 @@ class DeliveriesQuery(_Page):
     callback: StrictStr | None = Field(default=None, description="only this callback's")
 
 
+class JobError(BaseModel):
+    """One of Datasaur's ``errors`` of a job."""
+
+    id: str
+    stack: str
+
+
 class Job(BaseModel):
     """A watched job, as one entry of ``status --json``."""
 
@@ -103,6 +110,9 @@ class Job(BaseModel):
     last_polled_at: str | None
     next_poll_at: str | None
     last_error: str | None
+    errors: list[JobError] = Field(
+        default=[], description="Datasaur's errors of the job as last seen (a FAILED job's why)"
+    )
     notify: list[str] | None
     on_status: list[str]
     source: str
@@ -190,9 +200,14 @@ class Error(BaseModel):
 
 
 class CallbackStatus(BaseModel):
-    """One callback's lane: its backlog and its recent record."""
+    """One callback's lane: where it points, its backlog and its recent record."""
 
     name: str
+    type: str | None = Field(description="webhook, email, apprise; null: not in the config")
+    target: str | None = Field(
+        description="where it points: a host[:port] (an Apprise service: its scheme), "
+        "never a path, a query or credentials"
+    )
     pending: int
     dead: int
     paused: bool

@@ -137,6 +137,11 @@ class AppriseSettings(CallbackSettings):
     title_template: str | None = None
     body_template: str | None = None
 
+    def target(self) -> str:
+        """The service's scheme only: many Apprise URLs carry their token as the host."""
+        found = _SCHEME.match(self.url.get_secret_value())
+        return found.group(0).lower() if found else self.type
+
     @field_validator("url")
     @classmethod
     def _usable(cls, value: SecretStr) -> SecretStr:

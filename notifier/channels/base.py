@@ -12,6 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -58,6 +59,19 @@ class CallbackSettings(BaseModel):
     type: str
     rate_limit: Annotated[float | None, BeforeValidator(parse_rate)] = None
     events: tuple[Literal[EVENT_TYPES], ...] | None = None  # type: ignore[valid-type]
+
+    def target(self) -> str:
+        """Where the callback points, to show people: a host, never a path or a secret."""
+        return self.type
+
+
+def host_of(url: str) -> str:
+    """``host`` or ``host:port`` of ``url`` (no user, password, path or query)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return host if parts.port is None else f"{host}:{parts.port}"
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,10 @@ class EmailSettings(CallbackSettings):
         """The configured port, else the usual one for ``security``."""
         return self.smtp_port or DEFAULT_PORTS[self.security]
 
+    def target(self) -> str:
+        """The SMTP server."""
+        return f"{self.smtp_host}:{self.port}"
+
 
 class EmailChannel(Channel):
     """Sends a message; 4xx replies and network errors retry, 5xx replies are final."""

@@ -21,7 +21,7 @@ from pydantic import (
 
 from notifier import __version__, signing, templating
 from notifier.backoff import parse_retry_after
-from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
+from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none, host_of
 from notifier.errors import describe_error
 from notifier.events import sample_payload
 
@@ -57,6 +57,10 @@ class WebhookSettings(CallbackSettings):
     body_template: str | None = None
 
     _check_url = field_validator("url")(check_http_url)
+
+    def target(self) -> str:
+        """The URL's host (and port): its path or query may hold a secret."""
+        return host_of(self.url)
 
     @field_validator("secret", mode="wrap")
     @classmethod

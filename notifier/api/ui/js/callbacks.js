@@ -4,7 +4,7 @@
 import { get } from "./api.js";
 import { $, badge, el, setBadge, setText, syncRows, tableRow } from "./format.js";
 
-const COLUMNS = ["name", "pending", "dead", "paused", "failures", "error"];
+const COLUMNS = ["name", "target", "state", "pending", "dead", "failures", "error"];
 const rowParts = new WeakMap();
 
 function render(callbacks) {
@@ -19,8 +19,8 @@ function createRow() {
   cells.pending.append(cells.pendingLink);
   cells.deadLink = el("a");
   cells.dead.append(cells.deadLink);
-  cells.pausedBadge = badge("");
-  cells.paused.append(cells.pausedBadge);
+  cells.stateBadge = badge("");
+  cells.state.append(cells.stateBadge);
   return row;
 }
 
@@ -31,13 +31,17 @@ function updateRow(row, callback) {
   if (callback.dead > 0 || callback.consecutive_failures > 0) classes.push("unhealthy");
   row.className = classes.join(" ");
   setText(cells.name, callback.name);
+  setText(cells.target, [callback.type, callback.target].filter(Boolean).join(" → ") || "—");
   const filter = (state) =>
     `#/deliveries?${new URLSearchParams({ state, callback: callback.name })}`;
   cells.pendingLink.href = filter("pending");
   setText(cells.pendingLink, callback.pending);
   cells.deadLink.href = filter("dead");
   setText(cells.deadLink, callback.dead);
-  setBadge(cells.pausedBadge, callback.paused ? "paused" : "running");
+  setBadge(cells.stateBadge, callback.paused ? "paused" : "running");
+  cells.stateBadge.title = callback.paused
+    ? "Paused after failures in a row: one probe at a time until one succeeds; nothing is lost"
+    : "Its lane sends as deliveries come due";
   setText(cells.failures, callback.consecutive_failures);
   setText(cells.error, callback.last_error || "");
 }

@@ -1,7 +1,9 @@
 // The Deliveries view: the outbox, filtered by state and callback (on the server), kept
-// live; dead and delivered ones can be sent again.
+// live; dead and delivered ones can be sent again, one by one or those selected (asked
+// first when more than one).
 
 import { get, getAll } from "./api.js";
+import { ask } from "./confirm.js";
 import {
   $,
   badge,
@@ -14,13 +16,14 @@ import {
   tableRow,
   timeText,
 } from "./format.js";
-import { redeliverButton, updateRedeliver } from "./redeliver.js";
-import { app } from "./session.js";
+import { redeliver, redeliverable, redeliverButton, updateRedeliver } from "./redeliver.js";
+import { app, canWrite, readOnlyReason } from "./session.js";
 
 const COLUMNS = ["id", "job", "callback", "event", "state", "attempts", "created", "next"];
 const rowParts = new WeakMap();
 let deliveries = null;
 let callbacks = []; // the last list read, for the Callback filter's options
+const selected = new Set(); // ids of the deliveries ticked for "Redeliver selected"
 
 function setCallbackOptions(selected) {
   const select = $("deliveries-callback");
@@ -44,7 +47,10 @@ function setCallbackOptions(selected) {
 function render() {
   if (!deliveries) return;
   const items = deliveries.items;
+  const choosable = new Set(items.filter(redeliverable).map((d) => d.id));
+  for (const id of Array.from(selected)) if (!choosable.has(id)) selected.delete(id);
   syncRows($("deliveries-table").tBodies[0], items, (d) => d.id, createRow, updateRow);
+  updateBulk(choosable);
   $("deliveries-empty").hidden = items.length > 0;
   let meta = `${items.length} deliveries`;
   if (deliveries.truncated) meta += ` (the newest ${items.length} only)`;
@@ -52,7 +58,16 @@ function render() {
 }
 
 function createRow() {
-  const { row, cells } = tableRow(rowParts, [...COLUMNS, "error", "action"]);
+  const { row, cells } = tableRow(rowParts, ["select", ...COLUMNS, "error", "action"]);
+  cells.box = el("input");
+  cells.box.type = "checkbox";
+  cells.box.addEventListener("change", () => {
+    const id = row.dataset.key;
+    if (cells.box.checked) selected.add(id);
+    else selected.delete(id);
+    render();
+  });
+  cells.select.append(cells.box);
   cells.code = el("code", "id");
   cells.id.append(cells.code);
   cells.badge = badge("");
@@ -65,6 +80,10 @@ function createRow() {
 function updateRow(row, delivery) {
   const cells = rowParts.get(row);
   row.className = `delivery state-${cssToken(delivery.state)}`;
+  cells.box.hidden = !redeliverable(delivery);
+  cells.box.checked = selected.has(delivery.id);
+  cells.box.disabled = !canWrite();
+  cells.box.setAttribute("aria-label", `Select ${delivery.id}`);
   setText(cells.code, delivery.id);
   if (delivery.job_id === null) setText(cells.job, "—");
   else {
@@ -88,6 +107,43 @@ function updateRow(row, delivery) {
   updateRedeliver(cells.button, delivery);
 }
 
+function updateBulk(choosable) {
+  const button = $("deliveries-redeliver");
+  const count = selected.size;
+  setText(button, count ? `Redeliver ${count} selected` : "Redeliver selected");
+  button.disabled = !canWrite() || count === 0;
+  button.title = canWrite()
+    ? "Send the ticked deliveries again, each under its webhook-id"
+    : readOnlyReason("redelivering");
+  const all = $("deliveries-all");
+  all.disabled = !canWrite() || choosable.size === 0;
+  all.checked = choosable.size > 0 && count === choosable.size;
+  all.indeterminate = count > 0 && count < choosable.size;
+}
+
+function selectAll() {
+  if (!deliveries) return;
+  const choosable = deliveries.items.filter(redeliverable).map((d) => d.id);
+  const every = choosable.length > 0 && choosable.every((id) => selected.has(id));
+  selected.clear();
+  if (!every) for (const id of choosable) selected.add(id);
+  render();
+}
+
+async function redeliverSelected() {
+  const ids = Array.from(selected);
+  if (!ids.length || !canWrite()) return;
+  if (ids.length > 1) {
+    const message =
+      `Send ${ids.length} deliveries again? Each goes to its callback once more, ` +
+      "under the same webhook-id.";
+    if (!(await ask(message, `Redeliver ${ids.length}`))) return;
+  }
+  $("deliveries-redeliver").disabled = true;
+  if (await redeliver(ids)) selected.clear();
+  render();
+}
+
 function patch(delivery) {
   // Show a redelivery's answer at once; the next refresh follows it from there.
   if (!deliveries) return;
@@ -109,10 +165,13 @@ export default {
         const callback = $("deliveries-callback").value;
         app.keepFilters("deliveries", new URLSearchParams({ state, callback }));
         $("deliveries-table").tBodies[0].replaceChildren();
+        selected.clear();
         app.refresh();
       });
     }
     document.addEventListener("delivery", (event) => patch(event.detail));
+    $("deliveries-all").addEventListener("change", selectAll);
+    $("deliveries-redeliver").addEventListener("click", redeliverSelected);
   },
   enter({ params }) {
     $("deliveries-state").value = params.get("state") || "";
@@ -136,6 +195,7 @@ export default {
   reset() {
     deliveries = null;
     callbacks = [];
+    selected.clear();
     $("deliveries-table").tBodies[0].replaceChildren();
   },
 };

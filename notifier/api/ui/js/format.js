@@ -149,3 +149,27 @@ export function tableRow(parts, columns) {
   parts.set(row, cells);
   return { row, cells };
 }
+
+// A job's outcome at a glance: what its state badge says and how it is coloured. A done
+// job is "delivered" or "failed" (Datasaur's status), never one green "done" for both.
+function outcome(job) {
+  if (job.state !== "done") return job.state;
+  if (job.status === "DELIVERED") return "delivered";
+  if (job.status === "FAILED") return "failed";
+  return "done";
+}
+
+export function outcomeBadge(node, job) {
+  setBadge(node, outcome(job));
+  node.title = `state ${job.state}, Datasaur status ${job.status || "unknown"}`;
+}
+
+// Datasaur's errors (id: the stack's first line), then the last poll's own error.
+export function errorSummary(job) {
+  const parts = (job.errors || []).map((error) => {
+    const first = String(error.stack || "").trim().split("\n")[0].trim();
+    return [error.id, first].filter(Boolean).join(": ");
+  });
+  if (job.last_error) parts.push(job.last_error);
+  return parts.join("; ");
+}

@@ -1,6 +1,6 @@
 // One job's view: its fields, and each delivery made for it with every attempt.
 
-import { get } from "./api.js";
+import { ApiError, call, get } from "./api.js";
 import {
   $,
   badge,
@@ -9,6 +9,7 @@ import {
   el,
   eta,
   field,
+  outcomeBadge,
   progressBar,
   relative,
   setProgress,
@@ -16,7 +17,8 @@ import {
   when,
 } from "./format.js";
 import { inFlight, redeliverButton, updateRedeliver } from "./redeliver.js";
-import { canWrite, session } from "./session.js";
+import { failure, notice } from "./notice.js";
+import { canWrite, readOnlyReason, session } from "./session.js";
 
 let job = null;
 
@@ -26,7 +28,9 @@ function render() {
   const fields = document.createElement("dl");
   const bar = progressBar();
   setProgress(bar, job.progress);
-  field(fields, "State", badge(job.state));
+  const state = badge("");
+  outcomeBadge(state, job);
+  field(fields, "State", state);
   field(fields, "Status", job.status);
   field(fields, "Progress", bar.wrap);
   field(fields, "ETA", eta(job));
@@ -40,6 +44,8 @@ function render() {
   if (job.owner) field(fields, "Polled by", job.owner);
   $("job-fields").replaceChildren(...fields.childNodes);
   $("job-fields").className = `fields state-${cssToken(job.state)}`;
+  renderErrors(job.errors || []);
+  updateUnwatch();
 
   // Rebuilt only when something changed, so a focused button keeps its focus.
   const container = $("job-deliveries");
@@ -49,6 +55,43 @@ function render() {
     container.replaceChildren(...job.deliveries.map(deliveryCard));
   }
   $("job-deliveries-empty").hidden = job.deliveries.length > 0;
+}
+
+function renderErrors(errors) {
+  // Datasaur's own account of what went wrong: each error's id and its stack, as text.
+  const items = errors.map((error) => {
+    const item = el("li", "job-error");
+    item.append(el("code", "id", error.id), el("pre", "stack", error.stack));
+    return item;
+  });
+  $("job-errors-list").replaceChildren(...items);
+  $("job-errors").hidden = items.length === 0;
+}
+
+function updateUnwatch() {
+  const button = $("job-unwatch");
+  button.hidden = !job || job.state === "unwatched";
+  button.disabled = !canWrite();
+  button.title = canWrite()
+    ? "Stop watching this job; deliveries already due are still sent"
+    : readOnlyReason("unwatching");
+}
+
+async function unwatch() {
+  if (!job || !canWrite()) return;
+  const id = job.id;
+  $("job-unwatch").disabled = true;
+  try {
+    const { data } = await call("DELETE", `jobs/${encodeURIComponent(id)}`);
+    if (job && job.id === id) {
+      job = { ...data.job, deliveries: job.deliveries };
+      render();
+    }
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) notice(`No job ${id} now.`);
+    else failure(error);
+    updateUnwatch();
+  }
 }
 
 function deliveryCard(delivery) {
@@ -112,6 +155,8 @@ function patch(delivery) {
 
 function clear(id) {
   $("job-fields").replaceChildren();
+  renderErrors([]);
+  $("job-unwatch").hidden = true;
   $("job-deliveries").replaceChildren();
   $("job-deliveries").dataset.signature = "";
   setText($("job-title"), id);
@@ -132,6 +177,7 @@ export default {
   },
   start() {
     document.addEventListener("delivery", (event) => patch(event.detail));
+    $("job-unwatch").addEventListener("click", unwatch);
   },
   enter(route) {
     if (!job || job.id !== route.id) clear(route.id);

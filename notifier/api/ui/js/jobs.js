@@ -8,10 +8,11 @@ import {
   cssToken,
   dash,
   el,
+  errorSummary,
   eta,
   jobHref,
+  outcomeBadge,
   progressBar,
-  setBadge,
   setProgress,
   setText,
   syncRows,
@@ -69,12 +70,12 @@ function updateRow(row, job) {
   cells.link.href = jobHref(job.id);
   setText(cells.link, job.id);
   setText(cells.name, dash(job.name));
-  setBadge(cells.badge, job.state);
+  outcomeBadge(cells.badge, job);
   setText(cells.status, dash(job.status));
   setProgress(cells.bar, job.progress);
   setText(cells.eta, eta(job));
   timeText(cells.polled, job.last_polled_at);
-  setText(cells.error, job.last_error || "");
+  setText(cells.error, errorSummary(job));
 }
 
 export default {
