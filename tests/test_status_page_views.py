@@ -251,3 +251,16 @@ def test_every_table_stays_readable_420_px_wide(tab: Tab, stack: Stack) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW
     print("\n" + "\n".join(f"{t}: {w}" for t, w in measured.items()))
     assert tab.unexpected_errors() == []
+
+
+def test_register_shows_every_problem_of_the_form_at_once(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    sign_in(page, WRITE_TOKEN)
+    page.get_by_role("link", name="Register").click()
+    page.get_by_label("Job ID").fill("   ")
+    page.get_by_role("textbox", name="Callbacks").fill("hook, nope")
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#reg-id-error")).to_contain_text("must not be blank")
+    expect(page.locator("#reg-notify-error")).to_contain_text("unknown callback 'nope'")
+    expect(page.get_by_label("Job ID")).to_have_attribute("aria-invalid", "true")
+    assert tab.unexpected_errors(422) == []
