@@ -172,7 +172,8 @@ def test_jobs_follow_progress_live_and_finish(tab: Tab, stack: Stack) -> None:
     sim.set_job("AutoLabelQueue:page-0001", "DELIVERED", 100)
     sim.set_job("ExportQueue:page-0002", "IN_PROGRESS", 20)
     sim.set_job("AutoLabelQueue:page-0003", "QUEUED", 0)
-    sim.set_job("ProjectCreation:page-0004", "FAILED", 0)
+    quota = {"id": "ProjectCreation:page-0004:error", "stack": "Error: project quota exceeded"}
+    sim.set_job("ProjectCreation:page-0004", "FAILED", 0, errors=[{**quota, "args": {}}])
     stack.register("AutoLabelQueue:page-0001", "auto-label batch 12", notify=["hook"])
     stack.register("ExportQueue:page-0002", "nightly export to S3", notify=["hook"])
     stack.register("AutoLabelQueue:page-0003", "auto-label batch 13", notify=["hook"])

@@ -93,9 +93,9 @@ def test_failed_and_expired_jobs_are_not_green_and_errors_show_in_the_detail(
     assert colours["expired"] != colours["delivered"], colours
     assert colours["expired"] != colours["failed"], colours
     failed_row = job_row(page, "ProjectCreation:outcome-failed")
-    expect(failed_row.locator("td.col-error")).to_have_text(
-        f"{FAILURE['id']}: Error: labeler crashed"
-    )
+    error_cell = failed_row.locator("td.col-error")
+    expect(error_cell).to_have_text("Error: labeler crashed")  # the id: in its title
+    expect(error_cell).to_have_attribute("title", f"{FAILURE['id']}: Error: labeler crashed")
 
     failed_row.get_by_role("link").click()
     errors = page.locator("#job-errors")

@@ -164,11 +164,12 @@ export function outcomeBadge(node, job) {
   node.title = `state ${job.state}, Datasaur status ${job.status || "unknown"}`;
 }
 
-// Datasaur's errors (id: the stack's first line), then the last poll's own error.
-export function errorSummary(job) {
+// Datasaur's errors, each by its stack's first line (with its id: the long form), then
+// the last poll's own error.
+export function errorSummary(job, withIds = false) {
   const parts = (job.errors || []).map((error) => {
     const first = String(error.stack || "").trim().split("\n")[0].trim();
-    return [error.id, first].filter(Boolean).join(": ");
+    return [withIds ? error.id : "", first].filter(Boolean).join(": ") || error.id;
   });
   if (job.last_error) parts.push(job.last_error);
   return parts.join("; ");

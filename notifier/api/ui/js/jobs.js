@@ -76,6 +76,7 @@ function updateRow(row, job) {
   setText(cells.eta, eta(job));
   timeText(cells.polled, job.last_polled_at);
   setText(cells.error, errorSummary(job));
+  cells.error.title = errorSummary(job, true);
 }
 
 export default {
