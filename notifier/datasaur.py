@@ -1,7 +1,9 @@
 """Datasaur's GraphQL API: OAuth2 client-credentials tokens and the getJob(s) queries.
 
-Transport only: no retries beyond one token refresh after an authentication failure.
-Backing off is the poller's decision.
+Transport only: no retries beyond one token refresh after an authentication failure,
+and stepping down to an older selection of ``Job`` fields when the server rejects one
+(kept for the client's life). Backing off is the poller's decision. Polls never select
+``result``: :meth:`DatasaurClient.attach_results` asks for it when a job has ended.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,15 +25,31 @@ import urllib3
 from notifier import __version__, metrics
 from notifier.backoff import parse_retry_after
 from notifier.config import DatasaurSettings
+from notifier.datasaur_answers import (
+    SELECTION_TIERS,
+    Observation,
+    alias_slot,
+    error_text,
+    list_slot,
+    match_jobs,
+    rejected_fields,
+    token_refused,
+)
 from notifier.errors import describe_error
 from notifier.keepalive import KeptAlive, Reply
+from notifier.logs import scrub
 
 log = logging.getLogger(__name__)
 
-JOB_FIELDS = "id status progress errors { id stack args } resultId createdAt updatedAt result"
-GET_JOB = f"query GetJob($jobId: String!) {{ result: getJob(jobId: $jobId) {{ {JOB_FIELDS} }} }}"
-GET_JOBS = (
-    f"query GetJobs($jobIds: [String!]!) {{ result: getJobs(jobIds: $jobIds) {{ {JOB_FIELDS} }} }}"
+GET_JOB = "query GetJob($jobId: String!) {{ result: getJob(jobId: $jobId) {{ {} }} }}"
+GET_JOBS = "query GetJobs($jobIds: [String!]!) {{ result: getJobs(jobIds: $jobIds) {{ {} }} }}"
+GET_RESULTS = (
+    "query GetJobResults($jobIds: [String!]!) { result: getJobs(jobIds: $jobIds) { id result } }"
+)
+STATIC_BEARER_REFUSED = (
+    "Datasaur refused the access token of datasaur.token (expired or revoked): put a new "
+    "one in datasaur.token and reload, or set datasaur.client_id and datasaur.client_secret "
+    "instead so that the daemon renews its tokens itself"
 )
 USER_AGENT = f"datasaur-notifier/{__version__}"
 REFRESH_MARGIN = 0.1  # refresh when this fraction of the token's lifetime is left
@@ -47,6 +65,14 @@ class ApiUnavailable(Exception):
 
 class AuthenticationFailed(ApiUnavailable):
     """Credentials were refused."""
+
+
+class TokenRefused(AuthenticationFailed):
+    """The fixed ``datasaur.token`` was refused: only the operator can fix it."""
+
+
+class SchemaUnsupported(ApiUnavailable):
+    """The server rejected even the smallest selection of ``Job`` fields."""
 
 
 class QueryRejected(Exception):
@@ -183,26 +209,19 @@ def _resolve_environment_once(session: requests.Session, settings: DatasaurSetti
         session.verify = bundle
 
 
-def _is_unauthenticated(answer: dict[str, Any]) -> bool:
-    errors = answer.get("errors") or []
-    return any(
-        isinstance(error, dict)
-        and isinstance(error.get("extensions"), dict)
-        and error["extensions"].get("code") == "UNAUTHENTICATED"
-        for error in errors
-    )
-
-
-def _error_text(answer: dict[str, Any]) -> str:
-    errors = answer.get("errors") or []
-    messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
-    return "; ".join(messages)[:500] or "no data in the answer"
-
-
 class DatasaurClient:
-    """Asks Datasaur about jobs."""
+    """Asks Datasaur about jobs.
 
-    def __init__(self, settings: DatasaurSettings, session: requests.Session | None = None):
+    ``tier`` is the selection of ``Job`` fields to start from (an index into
+    :data:`~notifier.datasaur_answers.SELECTION_TIERS`); :attr:`tier` says where it is.
+    """
+
+    def __init__(
+        self,
+        settings: DatasaurSettings,
+        session: requests.Session | None = None,
+        tier: int = 0,
+    ):
         self.settings = settings
         if session is None:
             session = requests.Session()
@@ -211,42 +230,108 @@ class DatasaurClient:
         self.session.headers["User-Agent"] = USER_AGENT
         self.tokens = TokenSource(settings, self.session)
         self.transport = _graphql_transport(settings)
+        self.tier = tier
+        self._texts: dict[tuple[str, int], str] = {}
+
+    @property
+    def fields(self) -> str:
+        """The ``Job`` fields the client asks for now."""
+        return SELECTION_TIERS[self.tier]
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """The job, or None if Datasaur does not know it."""
-        result = self._query("GetJob", GET_JOB, {"jobId": job_id})
+        body = self._select("GetJob", GET_JOB.format, {"jobId": job_id})
+        result = _result_of(body)
         if result is not None and not isinstance(result, dict):
             raise QueryRejected("getJob answered something that is not a job")
         return result
 
-    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
-        """One entry per id, in order; None for an unknown id."""
-        result = self._query("GetJobs", GET_JOBS, {"jobIds": job_ids})
-        if not isinstance(result, list) or len(result) != len(job_ids):
-            raise QueryRejected("getJobs answered a list that does not match the ids asked for")
-        by_id = {job["id"]: job for job in result if isinstance(job, dict) and "id" in job}
-        return [by_id.get(job_id) for job_id in job_ids]
+    def get_jobs(self, job_ids: list[str]) -> list[Observation]:
+        """One observation per id, in order: matched by ``id``, in whatever order the
+        answer lists them; an entry nulled by an error is that job's error."""
+        body = self._select("GetJobs", GET_JOBS.format, {"jobIds": job_ids})
+        entries = _list_of(body)
+        if "errors" in body:
+            log.warning("Datasaur answered GetJobs with errors: %s", error_text(body))
+        return match_jobs(job_ids, entries, body, list_slot(job_ids, entries))
 
-    def _query(self, operation: str, query: str, variables: dict[str, Any]) -> Any:
+    def get_jobs_each(self, job_ids: list[str]) -> list[Observation]:
+        """Like :meth:`get_jobs`, with one ``getJob`` per id in one request, so that one
+        job that breaks a whole ``getJobs`` costs its own answer only."""
+        variables = {f"j{index}": job_id for index, job_id in enumerate(job_ids)}
+
+        def text(fields: str) -> str:
+            declared = ", ".join(f"${name}: String!" for name in variables)
+            asked = " ".join(f"{name}: getJob(jobId: ${name}) {{ {fields} }}" for name in variables)
+            return f"query GetJobsEach({declared}) {{ {asked} }}"
+
+        body = self._select("GetJobsEach", text, variables)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise QueryRejected(error_text(body))
+        entries = [data.get(name) for name in variables]
+        return match_jobs(job_ids, entries, body, alias_slot)
+
+    def attach_results(self, jobs: list[dict[str, Any]]) -> None:
+        """Add its ``result`` to each job (ended ones: one request for all of them). When
+        that fails, each gets ``"result": None`` and ``"result_error"`` saying why."""
+        if not jobs:
+            return
+        ids = [str(job.get("id")) for job in jobs]
+        try:
+            body = self._ask("GetJobResults", GET_RESULTS, {"jobIds": ids})
+            entries = _list_of(body)
+            seen = match_jobs(ids, entries, body, list_slot(ids, entries))
+        except (ApiUnavailable, QueryRejected) as exc:
+            seen = [Observation(error=scrub(str(exc)))] * len(jobs)
+        for job, found in zip(jobs, seen, strict=True):
+            if found.job is not None:
+                job["result"] = found.job.get("result")
+                continue
+            job["result"] = None
+            job["result_error"] = found.error or "the job was not found when its result was asked"
+            log.warning("job %s: result not fetched: %s", job.get("id"), job["result_error"])
+
+    def _select(
+        self, operation: str, text: Callable[[str], str], variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Ask with the current selection, stepping down while the server rejects it."""
+        while True:
+            key = (operation, self.tier)
+            query = self._texts.get(key) or text(self.fields)
+            if operation != "GetJobsEach":
+                self._texts[key] = query
+            body = self._ask(operation, query, variables)
+            missing = rejected_fields(body)
+            if missing is None:
+                return body
+            self._step_down(missing, body)
+
+    def _step_down(self, missing: list[str], body: dict[str, Any]) -> None:
+        if self.tier + 1 == len(SELECTION_TIERS):
+            raise SchemaUnsupported(
+                f"Datasaur rejected even the fields {self.fields!r}: {error_text(body)}"
+            )
+        self.tier += 1
+        log.warning(
+            "Datasaur does not have the Job field%s %s (a server older than this client); "
+            "asking for %r from now on, until restart",
+            "s" if len(missing) > 1 else "",
+            ", ".join(missing) or f"asked for ({error_text(body)})",
+            self.fields,
+        )
+
+    def _ask(self, operation: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """The answer's JSON, after one new token if the server refused the token."""
         answer = self._post(operation, query, variables)
-        if self._auth_failed(answer) and self.tokens.refreshable:
+        if token_refused(answer.status, answer.json_body):
+            if not self.tokens.refreshable:
+                raise TokenRefused(STATIC_BEARER_REFUSED)
             self.tokens.invalidate()
             answer = self._post(operation, query, variables)
-        if self._auth_failed(answer):
-            raise AuthenticationFailed("Datasaur refused the access token (unauthenticated)")
-        body = answer.json_body
-        data = body.get("data")
-        if not isinstance(data, dict) or "result" not in data:
-            raise QueryRejected(_error_text(body))
-        if data["result"] is None and body.get("errors"):
-            raise QueryRejected(_error_text(body))
-        if body.get("errors"):
-            log.warning("Datasaur answered %s with errors: %s", operation, _error_text(body))
-        return data["result"]
-
-    @staticmethod
-    def _auth_failed(answer: _Answer) -> bool:
-        return answer.status == 401 or _is_unauthenticated(answer.json_body)
+            if token_refused(answer.status, answer.json_body):
+                raise AuthenticationFailed("Datasaur refused a new access token (unauthenticated)")
+        return answer.json_body
 
     def _post(self, operation: str, query: str, variables: dict[str, Any]) -> _Answer:
         headers = {
@@ -269,6 +354,23 @@ class DatasaurClient:
         finally:
             metrics.GRAPHQL_LATENCY.labels(operation).observe(time.monotonic() - started)
             metrics.GRAPHQL_REQUESTS.labels(operation, outcome).inc()
+
+
+def _result_of(body: dict[str, Any]) -> Any:
+    """``data.result``; QueryRejected when the query failed as a whole."""
+    data = body.get("data")
+    if not isinstance(data, dict) or "result" not in data:
+        raise QueryRejected(error_text(body))
+    if data["result"] is None and body.get("errors"):
+        raise QueryRejected(error_text(body))
+    return data["result"]
+
+
+def _list_of(body: dict[str, Any]) -> list[Any]:
+    result = _result_of(body)
+    if not isinstance(result, list):
+        raise QueryRejected("getJobs answered something that is not a list")
+    return result
 
 
 class _Answer:

@@ -13,12 +13,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from notifier import callback_urls, metrics
 from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
-from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
+from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected, TokenRefused
+from notifier.datasaur_answers import KNOWN_STATUSES, Observation
 from notifier.eta import Baseline, estimate, interval_until, next_baseline
 from notifier.events import (
     EXPIRED_EVENT,
@@ -35,16 +36,9 @@ from notifier.store import JobUpdate, NewEvent, Store, WatchedJob, updated_at_of
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "not found"
-ALL_REJECTED_AFTER = 3  # one-by-one fallback: give up after this many rejections in a row
 SPREAD = 0.2  # a batch's next polls land at [0.8, 1.0] x their interval
-
-
-class Observation(NamedTuple):
-    """What one poll saw: the job, or ``found=False`` (unknown id), or an error."""
-
-    job: dict[str, Any] | None = None
-    found: bool = True
-    error: str | None = None
+TOKEN_ERROR_EVERY = 60.0  # seconds between two "fixed token refused" lines
+__all__ = ["Observation", "Poller", "decide", "jitter"]
 
 
 def jitter(rng: random.Random) -> float:
@@ -214,11 +208,15 @@ class Poller:
         self.stopping = threading.Event()
         self.failures = 0
         self.backoff_until = 0.0
+        self.token_error_at = -TOKEN_ERROR_EVERY
+        self.warned_statuses: set[str] = set()
         self.config = config
+        self.client = DatasaurClient(config.datasaur)
         self._connect(config)
 
     def _connect(self, config: Config) -> None:
-        self.client = DatasaurClient(config.datasaur)
+        same_server = config.datasaur.graphql_url == self.client.settings.graphql_url
+        self.client = DatasaurClient(config.datasaur, tier=self.client.tier if same_server else 0)
         self.limiter = self.store.rate_limiter(config.datasaur.max_requests_per_second)
 
     def reconfigure(self, config: Config) -> None:
@@ -269,77 +267,86 @@ class Poller:
         return polled
 
     def _poll_batches(self, batches: list[list[WatchedJob]]) -> tuple[int, bool]:
-        """Poll claimed batches, one request each (its token already taken), and write
-        their polls in one transaction: at once when a request found something to notify,
-        so batching writes never delays a notification.
+        """Poll claimed batches, one request each (its token already taken), fetch the
+        ``result`` of the jobs that ended (one request), and write the polls in one
+        transaction.
 
         Returns the job-polls made and False when the API is unavailable or the daemon
         stops (the jobs not polled are given back).
         """
-        polled, healthy, unwritten = 0, True, []
+        healthy, updates = True, list[JobUpdate]()
         for index, batch in enumerate(batches):
             seen, healthy = self._observe(batch)
-            updates = self._decide(batch[: len(seen)], seen)
-            unwritten += updates
-            polled += len(seen)
+            updates += self._decide(batch[: len(seen)], seen)
             if not healthy or self.stopping.is_set():
                 later = batches[index + 1 :]
                 self.limiter.give_back(len(later))
                 self.store.release_jobs([*batch[len(seen) :], *itertools.chain(*later)])
                 healthy = False
                 break
-            if any(update.events for update in updates):
-                self._write(unwritten)
-                unwritten = []
-        self._write(unwritten)
-        return polled, healthy
+        self._note_changes(updates)
+        self._write(updates)
+        return len(updates), healthy
 
     def _observe(self, jobs: list[WatchedJob]) -> tuple[list[Observation], bool]:
-        """What Datasaur says about one batch, and False when the API is unavailable."""
+        """What Datasaur says about one batch, and False when the API is unavailable.
+
+        A batch rejected as a whole is asked again once, one ``getJob`` per job in one
+        request, so that one bad job costs its own answer: never more than 2 requests.
+        """
         ids = [job.id for job in jobs]
         try:
             try:
-                answers = self.client.get_jobs(ids)
+                return self.client.get_jobs(ids), True
             except QueryRejected as first:
-                log.warning("batch of %d jobs rejected (%s); retrying once", len(ids), first)
-                self.limiter.acquire(self.stopping)
-                answers = self.client.get_jobs(ids)
+                log.warning(
+                    "batch of %d jobs rejected (%s); polling them one by one, in one request",
+                    len(ids),
+                    first,
+                )
+                if not self.limiter.acquire(self.stopping):
+                    return [], False
+                seen = self.client.get_jobs_each(ids)
         except QueryRejected as exc:
-            log.warning(
-                "batch of %d jobs rejected again (%s); polling them one by one", len(ids), exc
-            )
-            return self._observe_one_by_one(jobs)
+            seen = [Observation(error=scrub(str(exc)))] * len(ids)
         except ApiUnavailable as exc:
             self._api_failed(exc)
             return [], False
-        return [Observation(answer, answer is not None) for answer in answers], True
-
-    def _observe_one_by_one(self, jobs: list[WatchedJob]) -> tuple[list[Observation], bool]:
-        """Ask about a rejected batch job by job, so that one bad id can't block the others.
-
-        If the first few are all rejected too, the API is rejecting everything: stop
-        there and back off rather than send one doomed request per job.
-        """
-        seen: list[Observation] = []
-        for job in jobs:
-            if not self.limiter.acquire(self.stopping):
-                return seen, False
-            try:
-                answer = self.client.get_job(job.id)
-                seen.append(Observation(answer, answer is not None))
-            except QueryRejected as exc:
-                log.warning("job %s: Datasaur rejected the query: %s", job.id, exc)
-                seen.append(Observation(error=scrub(str(exc))))
-            except ApiUnavailable as exc:
-                self._api_failed(exc)
-                return seen, False
-            if len(seen) >= ALL_REJECTED_AFTER and all(s.error is not None for s in seen):
-                break
-        if seen and all(s.error is not None for s in seen):
-            reason = f"every job asked for was rejected: {seen[-1].error}"
-            self._api_failed(ApiUnavailable(reason))
+        if all(s.error is not None for s in seen):
+            self._api_failed(ApiUnavailable(f"every job asked for was rejected: {seen[-1].error}"))
             return seen, False
         return seen, True
+
+    def _note_changes(self, updates: list[JobUpdate]) -> None:
+        """What the answers that changed something need: a WARNING for each new unknown
+        status, and the ``result`` of the jobs that ended (one request for all)."""
+        ended = []
+        for update in updates:
+            if update.job is None:  # a quiet poll
+                continue
+            if isinstance(update.status, str) and update.status not in KNOWN_STATUSES:
+                self._warn_status(update.status, update.job_id)
+            if update.events and update.state == "done":
+                ended.append(update)
+        if not ended:
+            return
+        jobs = [update.job for update in ended if update.job is not None]
+        if self.limiter.acquire(self.stopping):
+            self.client.attach_results(jobs)
+        for update in ended:
+            failure = update.job and update.job.get("result_error")
+            for event in update.events if failure else ():
+                event.payload["data"]["result_error"] = failure
+
+    def _warn_status(self, status: str, job_id: str) -> None:
+        if status not in self.warned_statuses:
+            self.warned_statuses.add(status)
+            log.warning(
+                "job %s: Datasaur answered the status %r, which this version does not know; "
+                "jobs in it are treated as still running",
+                job_id,
+                status,
+            )
 
     def _decide(self, jobs: Sequence[WatchedJob], seen: Sequence[Observation]) -> list[JobUpdate]:
         """What one request's answers mean (one jitter for the whole request)."""
@@ -389,5 +396,10 @@ class Poller:
         polling = self.config.polling
         delay = exponential(self.failures, min(polling.interval, 5.0), polling.max_interval)
         delay = max(delay, exc.retry_after or 0.0)
-        self.backoff_until = self.clock() + delay
+        now = self.clock()
+        self.backoff_until = now + delay
+        if isinstance(exc, TokenRefused):
+            if now - self.token_error_at < TOKEN_ERROR_EVERY:
+                return
+            self.token_error_at = now
         log.error("polling paused for %.1fs: %s (failure %d)", delay, exc, self.failures)

@@ -25,8 +25,20 @@ WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture
-def simulator() -> Iterator[DatasaurSimulator]:
-    with DatasaurSimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
+def simulator(request: pytest.FixtureRequest) -> Iterator[DatasaurSimulator]:
+    """The Datasaur stand-in; parametrize it indirectly with keyword arguments for
+    :class:`DatasaurSimulator` (``{"legacy_schema": True}``, ``{"unknown_ids": "omit"}``...)."""
+    options = getattr(request, "param", {})
+    with DatasaurSimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **options) as sim:
+        yield sim
+
+
+@pytest.fixture
+def legacy_simulator() -> Iterator[DatasaurSimulator]:
+    """The stand-in serving the schema of Datasaur servers older than 2022-08."""
+    with DatasaurSimulator(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, legacy_schema=True
+    ) as sim:
         yield sim
 
 

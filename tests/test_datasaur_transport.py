@@ -21,8 +21,10 @@ import pytest
 
 from notifier.config import DatasaurSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient
+from notifier.datasaur_answers import Observation
 
 ANSWER = {"data": {"result": [{"id": "a", "status": "QUEUED", "progress": 0}]}}
+POLLED = [Observation(ANSWER["data"]["result"][0])]
 
 # What the server does with a connection: given the socket, it answers what it wants.
 Behaviour = Callable[[socket.socket], None]
@@ -202,7 +204,7 @@ def test_queries_share_one_kept_alive_connection(serve: Callable[..., RawServer]
     server = serve(answer_kept_alive)
     client = client_of(server.url)
     for _ in range(5):
-        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+        assert client.get_jobs(["a"]) == POLLED
     assert server.connections == 1
 
 
@@ -212,7 +214,7 @@ def test_a_connection_closed_while_idle_is_reopened_and_the_query_sent_again(
     server = serve(answer_then_close, answer_then_close, answer_then_close)
     client = client_of(server.url)
     for _ in range(3):
-        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+        assert client.get_jobs(["a"]) == POLLED
     assert server.connections == 3
 
 
@@ -224,7 +226,7 @@ def test_a_reset_on_a_new_connection_is_the_api_unavailable_with_no_retry(
     with pytest.raises(ApiUnavailable, match="Datasaur API: "):
         client.get_jobs(["a"])
     assert server.connections == 1
-    assert client.get_jobs(["a"]) == ANSWER["data"]["result"]  # the next tick reconnects
+    assert client.get_jobs(["a"]) == POLLED  # the next tick reconnects
 
 
 @pytest.mark.parametrize(
@@ -244,7 +246,7 @@ def test_every_framing_of_an_answer_is_read(
     server = serve(*behaviours)
     client = client_of(server.url)
     for _ in range(3):
-        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+        assert client.get_jobs(["a"]) == POLLED
     assert server.connections == connections
 
 
@@ -264,7 +266,7 @@ def test_a_broken_answer_is_the_api_unavailable_and_the_next_query_reconnects(
     client = client_of(server.url)
     with pytest.raises(ApiUnavailable, match=f"Datasaur API: .*{reason}"):
         client.get_jobs(["a"])
-    assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+    assert client.get_jobs(["a"]) == POLLED
     assert server.connections == 2
 
 
@@ -289,7 +291,7 @@ def test_the_request_names_its_host_and_length_and_never_sends_a_header_split(
         reply(conn, "200 OK", json.dumps(ANSWER).encode())
 
     server = serve(record, answer_kept_alive)
-    assert client_of(server.url).get_jobs(["a"]) == ANSWER["data"]["result"]
+    assert client_of(server.url).get_jobs(["a"]) == POLLED
     head = heads[0].decode().split("\r\n")
     port = server.url.split(":")[2].split("/")[0]
     assert head[0] == "POST /graphql HTTP/1.1"
@@ -336,7 +338,7 @@ def test_tls_with_the_ca_bundle_requests_would_use(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
     client = client_of(tls_server.url)
     for _ in range(3):
-        assert client.get_jobs(["a"]) == ANSWER["data"]["result"]
+        assert client.get_jobs(["a"]) == POLLED
     assert tls_server.connections == 1
 
 

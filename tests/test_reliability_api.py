@@ -101,8 +101,8 @@ FAULT_LOG = {
     "non_json": "Datasaur API answered HTTP 200 with a body that is not JSON",
     "graphql_error": "Simulated internal error",
 }
-# graphql_error: the batch, its one retry, then getJob for the job = 3 requests per attempt.
-REQUESTS_PER_ATTEMPT = {"graphql_error": 3}
+# graphql_error: the batch, then one getJob per job in one request = 2 requests per attempt.
+REQUESTS_PER_ATTEMPT = {"graphql_error": 2}
 
 
 @pytest.mark.parametrize("kind", list(FAULT_LOG))
@@ -261,10 +261,15 @@ def test_rejected_batch_falls_back_to_one_by_one(
 
     receiver.wait_for(of_type("job.delivered", "job-a"))
     receiver.wait_for(of_type("job.delivered", "job-c"))
-    daemon.wait_for_log("polling them one by one")
+    daemon.wait_for_log("polling them one by one, in one request")
     bad = wait_until(lambda: job_status(daemon, "job-b")["last_error"], 10)
     assert "job-b is broken" in bad
     assert job_status(daemon, "job-b")["state"] == "watching"
+    operations = [operation for _, operation, _ in simulator.stats().requests]
+    assert "GetJob" not in operations, "one request per job"
+    # Each rejected GetJobs is followed by one GetJobsEach (its 3 getJob), nothing more.
+    for earlier, later in itertools.pairwise(operations):
+        assert (earlier, later) != ("GetJobsEach", "GetJobsEach"), operations
     assert simulator.stats().get_job_calls >= 3
 
     simulator.clear_faults()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -69,11 +70,17 @@ def test_any_non_empty_credentials_when_none_configured(sim: DatasaurSimulator) 
     assert fetch_token(sim, "", "").status_code == 401
 
 
-def test_missing_or_unknown_token_gets_401(sim: DatasaurSimulator) -> None:
+def test_missing_or_unknown_token_gets_401_the_way_datasaur_words_it(
+    sim: DatasaurSimulator,
+) -> None:
     for token in (None, "nope"):
         answer = get_job(sim, "j", token)
         assert answer.status_code == 401
-        assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert answer.json() == {
+            "errors": [{"message": "Unauthorized", "extensions": {"type": "AuthenticationError"}}],
+            "data": None,
+            "extensions": {},
+        }
 
 
 def test_revoke_tokens(sim: DatasaurSimulator) -> None:
@@ -251,3 +258,78 @@ def test_stop_closes_keep_alive_connections() -> None:
         sim.stop()
         with pytest.raises(requests.ConnectionError):
             session.get(f"{sim.url}/_sim/stats", timeout=5)
+
+
+def test_answers_are_shaped_like_the_real_servers(sim: DatasaurSimulator) -> None:
+    sim.set_job("CabinetReplicationJobQueue:d9163a07", "QUEUED")
+    answer = get_job(sim, "CabinetReplicationJobQueue:d9163a07").json()
+    assert answer["extensions"] == {}
+    job = answer["data"]["result"]
+    assert job["errors"] == [] and job["progress"] == 0 and job["resultId"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["createdAt"])
+    assert job["updatedAt"] == job["createdAt"]
+    extra = 'query A { result: getJob(jobId: "x") { additionalData { automationActivityId } } }'
+    assert post_graphql(sim, extra, {}).json()["data"] == {"result": None}
+
+
+def test_legacy_schema_has_only_the_old_fields() -> None:
+    with DatasaurSimulator(static_token=TOKEN, legacy_schema=True) as legacy:
+        assert legacy.job_fields == ["id", "status", "progress", "errors", "resultId", "result"]
+        rejected = get_job(legacy, "j").json()
+        codes = {error["extensions"]["code"] for error in rejected["errors"]}
+        assert codes == {"GRAPHQL_VALIDATION_FAILED"} and "data" not in rejected
+        messages = legacy.stats().validation_errors
+        assert messages == [
+            "Cannot query field 'createdAt' on type 'Job'.",
+            "Cannot query field 'updatedAt' on type 'Job'.",
+        ]
+        old = "query O($id: String!) { result: getJob(jobId: $id) { id status progress result } }"
+        legacy.set_job("j", "DELIVERED", 100, result={"rows": 3})
+        assert post_graphql(legacy, old, {"id": "j"}).json()["data"]["result"]["result"] == {
+            "rows": 3
+        }
+
+
+def test_unauthorized_fault_is_http_200(sim: DatasaurSimulator) -> None:
+    sim.inject("unauthorized")
+    answer = get_job(sim, "j")
+    assert answer.status_code == 200
+    assert answer.json()["errors"][0] == {
+        "message": "Unauthorized",
+        "extensions": {"type": "AuthenticationError"},
+    }
+    assert get_job(sim, "j").json()["data"] == {"result": None}
+
+
+def test_broken_job_is_a_null_entry_with_an_error_pointing_at_it(sim: DatasaurSimulator) -> None:
+    for job_id in ("a", "b", "c", "d"):
+        sim.set_job(job_id, "IN_PROGRESS", 5)
+    sim.break_job("d", "cannot load job d")
+    answer = post_graphql(sim, GET_JOBS, {"jobIds": ["a", "b", "c", "d"]}).json()
+    jobs = answer["data"]["result"]
+    assert [job and job["id"] for job in jobs] == ["a", "b", "c", None]
+    (error,) = answer["errors"]
+    assert error["message"] == "cannot load job d" and error["path"][:2] == ["result", 3]
+
+
+def test_quirks_omit_unknown_ids_and_reverse_the_order(sim: DatasaurSimulator) -> None:
+    sim.set_job("a", "QUEUED")
+    sim.set_job("b", "QUEUED")
+    sim.set_quirks(unknown_ids="omit", order="reversed")
+    jobs = post_graphql(sim, GET_JOBS, {"jobIds": ["a", "ghost", "b"]}).json()["data"]["result"]
+    assert [job["id"] for job in jobs] == ["b", "a"]
+    reply = requests.post(f"{sim.url}/_sim/quirks", json={"order": "sideways"}, timeout=5)
+    assert reply.status_code == 400 and "order" in reply.json()["error"]
+    requests.post(
+        f"{sim.url}/_sim/quirks", json={"unknown_ids": "null", "order": "asked"}, timeout=5
+    )
+    jobs = post_graphql(sim, GET_JOBS, {"jobIds": ["a", "ghost", "b"]}).json()["data"]["result"]
+    assert [job and job["id"] for job in jobs] == ["a", None, "b"]
+
+
+def test_extra_statuses_can_be_served() -> None:
+    with DatasaurSimulator(static_token=TOKEN, extra_statuses=["CANCELLED"]) as newer:
+        newer.set_job("j", "CANCELLED")
+        assert get_job(newer, "j").json()["data"]["result"]["status"] == "CANCELLED"
+        with pytest.raises(ValueError, match="PAUSED"):
+            newer.set_job("j", "PAUSED")

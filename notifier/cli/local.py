@@ -18,7 +18,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the Datasaur simulator in the foreground."""
     from notifier.standins.simulator import serve
 
-    serve(args.host, args.port, auto_finish_after=args.finish_after)
+    serve(
+        args.host, args.port, auto_finish_after=args.finish_after, legacy_schema=args.legacy_schema
+    )
     return OK
 
 
@@ -39,6 +41,12 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
         default=20.0,
         metavar="SECONDS",
         help="unknown job ids become jobs that finish after this long",
+    )
+    parser.add_argument(
+        "--legacy-schema",
+        action="store_true",
+        help="serve the schema of servers older than 2022-08 (Job: id status progress errors"
+        " resultId result)",
     )
 
 

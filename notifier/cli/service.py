@@ -54,14 +54,16 @@ def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
     """Ask Datasaur about one job."""
     from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected
 
+    client = DatasaurClient(config.datasaur)
     try:
-        job = DatasaurClient(config.datasaur).get_job(args.job_id)
+        job = client.get_job(args.job_id)
     except (ApiUnavailable, QueryRejected) as exc:
         print(f"cannot get job {args.job_id}: {exc}", file=sys.stderr)
         return FAILURE
     if job is None:
         print(f"job {args.job_id} not found", file=sys.stderr)
         return FAILURE
+    client.attach_results([job])
     print_json(job)
     return OK
 

@@ -29,9 +29,7 @@ Bad control requests get HTTP 400 ``{"error": "..."}``.
 from __future__ import annotations
 
 import copy
-import functools
 import hmac
-import importlib.resources
 import json
 import math
 import random
@@ -47,17 +45,22 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from graphql import (
-    DocumentNode,
     ExecutionResult,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLResolveInfo,
-    build_schema,
     execute_sync,
-    parse,
-    validate,
 )
 
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply
+from notifier.standins.graphql_schema import (
+    Rejected,
+    error_payload,
+    job_schema,
+    prepare,
+    rejected_payload,
+    unauthorized_payload,
+)
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
 FAULT_KINDS = frozenset(
@@ -68,18 +71,15 @@ FAULT_KINDS = frozenset(
         "non_json",
         "graphql_error",
         "unauthenticated",
+        "unauthorized",
         "http_401",
         "hang",
         "close",
     }
 )
 TOKEN_FAULT_KINDS = frozenset({"http_500", "http_401"})
-
-_SCHEMA = build_schema(
-    importlib.resources.files("notifier.standins")
-    .joinpath("datasaur_schema.graphql")
-    .read_text("utf-8")
-)
+UNKNOWN_IDS = ("null", "omit")  # how getJobs answers an unknown id
+ORDERS = ("asked", "reversed")  # the order getJobs lists the jobs in
 
 Step = tuple[float, str, int]
 JobDict = dict[str, Any]
@@ -104,6 +104,7 @@ class _Fault:
     kind: str
     retry_after: str | None
     delay: float
+    operation: str | None = None
 
 
 @dataclass
@@ -128,14 +129,6 @@ class _Counts:
             self.get_job += 1
         self.ids += n_ids
         self.max_batch = max(self.max_batch, n_ids)
-
-
-@dataclass(frozen=True)
-class _Rejected:
-    """A query that failed parsing or validation."""
-
-    code: str
-    errors: tuple[GraphQLError, ...]
 
 
 class _SimulatorHandler(QuietHandler):
@@ -182,8 +175,20 @@ class DatasaurSimulator(LocalHTTPServer):
         auto_jobs: bool = False,
         auto_finish_after: float = 20.0,
         auth_failure_status: int = 401,
+        legacy_schema: bool = False,
+        extra_statuses: Sequence[str] = (),
+        unknown_ids: str = "null",
+        order: str = "asked",
     ) -> None:
+        """``legacy_schema``: serve the ``Job`` type of servers older than 2022-08;
+        ``extra_statuses``: ``JobStatus`` values beyond today's; ``unknown_ids`` and
+        ``order``: see :meth:`set_quirks`. A refused token is answered Datasaur's way
+        (``Unauthorized``, ``AuthenticationError``) with ``auth_failure_status``."""
         super().__init__(host, port)
+        self._legacy_schema = legacy_schema
+        self._schema = job_schema(legacy_schema, tuple(extra_statuses))
+        self._statuses = JOB_STATUSES | set(extra_statuses)
+        self.set_quirks(unknown_ids=unknown_ids, order=order)
         self._client_id = client_id
         self._client_secret = client_secret
         self._static_token = static_token
@@ -198,8 +203,21 @@ class DatasaurSimulator(LocalHTTPServer):
         self._faults: deque[_Fault] = deque()
         self._token_faults: deque[str] = deque()
         self._failing: dict[str, str] = {}
+        self._broken: dict[str, str] = {}
         self._stats = SimulatorStats()
         self._root = {"getJob": self._resolve_get_job, "getJobs": self._resolve_get_jobs}
+
+    @property
+    def legacy_schema(self) -> bool:
+        """Whether it serves the schema of servers older than 2022-08."""
+        return self._legacy_schema
+
+    @property
+    def job_fields(self) -> list[str]:
+        """The fields of its ``Job`` type."""
+        job_type = self._schema.get_type("Job")
+        assert isinstance(job_type, GraphQLObjectType)
+        return list(job_type.fields)
 
     @property
     def graphql_url(self) -> str:
@@ -217,14 +235,14 @@ class DatasaurSimulator(LocalHTTPServer):
         self,
         job_id: str,
         status: str = "QUEUED",
-        progress: int | None = 0,
+        progress: int = 0,
         *,
         errors: list[dict[str, Any]] | None = None,
         result_id: str | None = None,
         result: Any = None,
     ) -> None:
         """Create or update a job (cancels its script, if any)."""
-        _check_status(status)
+        self._check_status(status)
         with self._lock:
             self._timelines.pop(job_id, None)
             self._store(
@@ -249,7 +267,7 @@ class DatasaurSimulator(LocalHTTPServer):
         A FAILED step adds a generic error if the job has none.
         """
         for _, status, _ in steps:
-            _check_status(status)
+            self._check_status(status)
         with self._lock:
             self._timelines[job_id] = _Timeline(time.monotonic(), sorted(steps))
             self._advance(job_id, time.monotonic())
@@ -269,12 +287,14 @@ class DatasaurSimulator(LocalHTTPServer):
         *,
         retry_after: str | None = None,
         delay: float = 0,
+        operation: str | None = None,
     ) -> None:
-        """Queue ``count`` faults; each GraphQL request consumes one, oldest first."""
+        """Queue ``count`` faults; each GraphQL request consumes one, oldest first (with
+        ``operation``: only requests of that ``operationName``, e.g. "GetJobResults")."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([_Fault(kind, retry_after, delay)] * count)
+            self._faults.extend([_Fault(kind, retry_after, delay, operation)] * count)
 
     def inject_token(self, kind: str, count: int = 1) -> None:
         """Queue ``count`` faults for the token endpoint ("http_500" or "http_401")."""
@@ -288,12 +308,29 @@ class DatasaurSimulator(LocalHTTPServer):
         with self._lock:
             self._failing[job_id] = message
 
+    def break_job(self, job_id: str, message: str = "Internal server error") -> None:
+        """Make ``job_id``'s getJobs entry ``null``, with an error whose ``path`` points
+        at it (``["result", <index>, "id"]``); the rest of the answer stays."""
+        with self._lock:
+            self._broken[job_id] = message
+
+    def set_quirks(self, *, unknown_ids: str | None = None, order: str | None = None) -> None:
+        """How getJobs answers: ``unknown_ids`` "null" (an entry ``null``) or "omit" (no
+        entry); ``order`` "asked" or "reversed"."""
+        if unknown_ids is not None:
+            _check_choice("unknown_ids", unknown_ids, UNKNOWN_IDS)
+            self._unknown_ids = unknown_ids
+        if order is not None:
+            _check_choice("order", order, ORDERS)
+            self._order = order
+
     def clear_faults(self) -> None:
-        """Drop queued faults, token faults and failing jobs."""
+        """Drop queued faults, token faults, failing and broken jobs."""
         with self._lock:
             self._faults.clear()
             self._token_faults.clear()
             self._failing.clear()
+            self._broken.clear()
 
     def revoke_tokens(self) -> None:
         """Invalidate every issued token (the static token stays valid)."""
@@ -322,7 +359,7 @@ class DatasaurSimulator(LocalHTTPServer):
         """Answer one ``POST /graphql``; None means: close without answering."""
         payload = _parse_json(body)
         operation = payload.get("operationName") if isinstance(payload, dict) else None
-        fault = self._next_fault()
+        fault = self._next_fault(operation)
         if fault is not None and fault.kind == "hang":
             if self.pause(fault.delay):
                 return None
@@ -331,8 +368,7 @@ class DatasaurSimulator(LocalHTTPServer):
             return _fault_reply(fault)
         if not self._token_ok(authorization):
             self._record(operation, _Counts())
-            message = "Invalid or expired access token"
-            return json_reply(self._auth_failure_status, _error_payload(message, "UNAUTHENTICATED"))
+            return json_reply(self._auth_failure_status, unauthorized_payload())
         return self._execute(payload, operation)
 
     def handle_token(self, body: bytes) -> Reply:
@@ -373,6 +409,9 @@ class DatasaurSimulator(LocalHTTPServer):
             return json_reply(200, self._start_workload(payload))
         if (method, route) == ("POST", "faults"):
             self._inject_from(payload)
+            return json_reply(200, {"ok": True})
+        if (method, route) == ("POST", "quirks"):
+            self.set_quirks(unknown_ids=payload.get("unknown_ids"), order=payload.get("order"))
             return json_reply(200, {"ok": True})
         if route.startswith("jobs/") and method in ("GET", "PUT"):
             return self._control_job(method, unquote(route.removeprefix("jobs/")), payload)
@@ -426,20 +465,21 @@ class DatasaurSimulator(LocalHTTPServer):
             int(payload.get("count", 1)),
             retry_after=payload.get("retry_after"),
             delay=float(payload.get("delay", 0)),
+            operation=payload.get("operation"),
         )
 
     def _execute(self, payload: Any, operation: str | None) -> Reply:
         query = payload.get("query") if isinstance(payload, dict) else None
         if not isinstance(query, str):
             self._record(operation, _Counts())
-            return json_reply(400, _error_payload("Expected a JSON body with a 'query' string"))
-        prepared = _prepare(query)
-        if isinstance(prepared, _Rejected):
+            return json_reply(400, error_payload("Expected a JSON body with a 'query' string"))
+        prepared = prepare(self._schema, query)
+        if isinstance(prepared, Rejected):
             self._record(operation, _Counts(), [error.message for error in prepared.errors])
-            return json_reply(200, _rejected_payload(prepared))
+            return json_reply(200, rejected_payload(prepared))
         counts = _Counts()
         result = execute_sync(
-            _SCHEMA,
+            self._schema,
             prepared,
             root_value=self._root,
             context_value=counts,
@@ -462,7 +502,22 @@ class DatasaurSimulator(LocalHTTPServer):
         now = time.monotonic()
         with self._lock:
             self._raise_if_failing(job_ids)
-            return [self._lookup(job_id, now) for job_id in job_ids]
+            jobs = [self._entry(job_id, now) for job_id in job_ids]
+        if self._unknown_ids == "omit":
+            jobs = [job for job in jobs if job is not None]
+        return jobs[::-1] if self._order == "reversed" else jobs
+
+    def _entry(self, job_id: str, now: float) -> JobDict | None:
+        """One getJobs entry (lock held); a broken job's fails to resolve its ``id``."""
+        job = self._lookup(job_id, now)
+        message = self._broken.get(job_id)
+        if message is None or job is None:
+            return job
+
+        def fail(_info: GraphQLResolveInfo[Any]) -> None:
+            raise GraphQLError(message, extensions={"code": "INTERNAL_SERVER_ERROR"})
+
+        return {**job, "id": fail}
 
     def _raise_if_failing(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
@@ -505,14 +560,25 @@ class DatasaurSimulator(LocalHTTPServer):
         now = _iso_now()
         job = self._jobs.get(job_id)
         if job is None:
-            job = {"id": job_id, "createdAt": now, "errors": None, "resultId": None, "result": None}
+            job = {"id": job_id, "createdAt": now, "errors": [], "resultId": None, "result": None}
             self._jobs[job_id] = job
         job.update(fields, updatedAt=now)
+        if job["errors"] is None:
+            job["errors"] = []
 
-    def _next_fault(self) -> _Fault | None:
+    def _check_status(self, status: str) -> None:
+        if status not in self._statuses:
+            expected = sorted(self._statuses)
+            raise ValueError(f"unknown job status {status!r}; expected one of {expected}")
+
+    def _next_fault(self, operation: Any) -> _Fault | None:
         with self._lock:
             self._stats.graphql_requests += 1
-            return self._faults.popleft() if self._faults else None
+            for fault in self._faults:
+                if fault.operation is None or fault.operation == operation:
+                    self._faults.remove(fault)
+                    return fault
+            return None
 
     def _record(self, operation: str | None, counts: _Counts, invalid: Sequence[str] = ()) -> None:
         with self._lock:
@@ -557,31 +623,9 @@ class DatasaurSimulator(LocalHTTPServer):
         }
 
 
-@functools.lru_cache(maxsize=256)
-def _prepare(query: str) -> DocumentNode | _Rejected:
-    """Parse and validate ``query`` against the schema (cached per query text)."""
-    try:
-        document = parse(query)
-    except GraphQLError as error:
-        return _Rejected("GRAPHQL_PARSE_FAILED", (error,))
-    errors = validate(_SCHEMA, document)
-    return _Rejected("GRAPHQL_VALIDATION_FAILED", tuple(errors)) if errors else document
-
-
 def _request_errors(result: ExecutionResult) -> list[str]:
     """Errors not tied to a field: bad variables, unknown operation name."""
     return [error.message for error in result.errors or [] if error.path is None]
-
-
-def _rejected_payload(rejected: _Rejected) -> dict[str, Any]:
-    errors = [
-        {**error.formatted, "extensions": {"code": rejected.code}} for error in rejected.errors
-    ]
-    return {"errors": errors, "extensions": {}}
-
-
-def _error_payload(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}], "data": None}
 
 
 def _fault_reply(fault: _Fault) -> Reply | None:
@@ -599,10 +643,11 @@ _FAULT_REPLIES = {
     "http_503": Reply(503, b"Service Unavailable", "text/plain"),
     "non_json": Reply(200, b"<html><body>Bad gateway</body></html>", "text/html"),
     "graphql_error": json_reply(
-        200, _error_payload("Simulated internal error", "INTERNAL_SERVER_ERROR")
+        200, error_payload("Simulated internal error", "INTERNAL_SERVER_ERROR")
     ),
-    "unauthenticated": json_reply(200, _error_payload("Unauthenticated", "UNAUTHENTICATED")),
-    "http_401": json_reply(401, _error_payload("Unauthenticated", "UNAUTHENTICATED")),
+    "unauthenticated": json_reply(200, error_payload("Unauthenticated", "UNAUTHENTICATED")),
+    "unauthorized": json_reply(200, unauthorized_payload()),
+    "http_401": json_reply(401, error_payload("Unauthenticated", "UNAUTHENTICATED")),
 }
 
 
@@ -642,9 +687,9 @@ def progress_steps(
     return steps
 
 
-def _check_status(status: str) -> None:
-    if status not in JOB_STATUSES:
-        raise ValueError(f"unknown job status {status!r}; expected one of {sorted(JOB_STATUSES)}")
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def _parse_json(body: bytes) -> Any:
@@ -671,6 +716,7 @@ def serve(
     static_token: str | None = None,
     auto_jobs: bool = True,
     auto_finish_after: float = 20.0,
+    legacy_schema: bool = False,
     announce: Callable[[str], None] = _print_now,
 ) -> None:
     """Run a simulator until Ctrl-C or SIGTERM (for ``datasaur-notifier simulate``)."""
@@ -682,6 +728,7 @@ def serve(
         static_token=static_token,
         auto_jobs=auto_jobs,
         auto_finish_after=auto_finish_after,
+        legacy_schema=legacy_schema,
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
     with sim:
@@ -696,8 +743,10 @@ def serve(
 def describe(sim: DatasaurSimulator, *, any_credentials: bool) -> list[str]:
     """Lines telling a person where the simulator listens."""
     credentials = "any non-empty" if any_credentials else "only the configured"
+    schema = "servers before 2022-08: Job has only" if sim.legacy_schema else "today's"
     return [
         f"Datasaur simulator listening on {sim.url}",
+        f"  schema:    {schema} ({' '.join(sim.job_fields)})",
         f"  api_url:   {sim.url}  (GraphQL at {sim.graphql_url})",
         f"  token_url: {sim.token_url}  ({credentials} client_id/client_secret)",
         f"  control:   {sim.url}/_sim/stats, {sim.url}/_sim/jobs/<id>, {sim.url}/_sim/faults",
