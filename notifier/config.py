@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
@@ -32,6 +33,7 @@ from notifier import callback_urls
 from notifier.channels import REGISTRY, CallbackSettings
 from notifier.channels.base import empty_as_none
 from notifier.channels.webhook import SigningSecret, check_http_url
+from notifier.client_cert import ClientCert, ClientCertError
 from notifier.durations import parse_duration
 from notifier.events import JobStatus
 
@@ -66,6 +68,29 @@ class DatasaurSettings(_Section):
     timeout: Duration = Field(default=10.0, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000)
     max_requests_per_second: float = Field(default=5.0, gt=0)
+    # A client certificate for an ingress that requires one: PEM paths, or PEM text
+    # through ${file:}/${credential:}; the key is a secret (notifier.client_cert).
+    client_cert: str | None = None
+    client_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> DatasaurSettings:
+        client = self.client_certificate
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give both client_cert and client_key, or neither")
+        try:
+            if client is not None:
+                client.load_into(ssl.create_default_context())
+        except ClientCertError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def client_certificate(self) -> ClientCert | None:
+        """The client certificate pair, if both are set."""
+        if self.client_cert is None or self.client_key is None:
+            return None
+        return ClientCert(self.client_cert, self.client_key.get_secret_value())
 
     @model_validator(mode="after")
     def _one_credential(self) -> DatasaurSettings:

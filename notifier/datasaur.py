@@ -24,6 +24,7 @@ import urllib3
 
 from notifier import __version__, metrics
 from notifier.backoff import parse_retry_after
+from notifier.client_cert import ClientCertAdapter, hint
 from notifier.config import DatasaurSettings
 from notifier.datasaur_answers import (
     SELECTION_TIERS,
@@ -36,7 +37,7 @@ from notifier.datasaur_answers import (
     token_refused,
 )
 from notifier.errors import describe_error
-from notifier.keepalive import KeptAlive, Reply
+from notifier.keepalive import KeptAlive, Reply, tls_context
 from notifier.logs import scrub
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class TokenSource:
         try:
             response = self._session.post(url, data=form, timeout=settings.timeout)
         except requests.RequestException as exc:
-            raise ApiUnavailable(f"token endpoint {url}: {describe_error(exc)}") from None
+            raise ApiUnavailable(f"token endpoint {url}: {hint(describe_error(exc))}") from None
         if response.status_code in (400, 401, 403):
             raise AuthenticationFailed(
                 f"token endpoint {url} refused the client credentials "
@@ -160,10 +161,13 @@ class TokenSource:
 class _Proxied:
     """The GraphQL endpoint through the proxy the environment names (urllib3)."""
 
-    def __init__(self, url: str, proxy: str, timeout: float, bundle: str | None) -> None:
+    def __init__(self, url: str, proxy: str, settings: DatasaurSettings, bundle: str | None):
         self.url = url
+        client, timeout = settings.client_certificate, settings.timeout
         where = "ca_cert_dir" if bundle and os.path.isdir(bundle) else "ca_certs"
         tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", where: bundle or certifi.where()}
+        if client is not None and urlsplit(url).scheme == "https":
+            tls = {"ssl_context": tls_context(bundle, client)}
         self.manager = urllib3.ProxyManager(proxy, maxsize=2, **tls)
         self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
 
@@ -186,8 +190,8 @@ def _graphql_transport(settings: DatasaurSettings) -> KeptAlive | _Proxied:
     proxies = requests.utils.get_environ_proxies(url)
     proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
     if proxy:
-        return _Proxied(url, proxy, settings.timeout, bundle)
-    return KeptAlive(url, settings.timeout, bundle)
+        return _Proxied(url, proxy, settings, bundle)
+    return KeptAlive(url, settings.timeout, bundle, settings.client_certificate)
 
 
 def _resolve_environment_once(session: requests.Session, settings: DatasaurSettings) -> None:
@@ -228,6 +232,8 @@ class DatasaurClient:
             _resolve_environment_once(session, settings)
         self.session = session
         self.session.headers["User-Agent"] = USER_AGENT
+        if settings.client_certificate is not None:
+            self.session.mount("https://", ClientCertAdapter(settings.client_certificate))
         self.tokens = TokenSource(settings, self.session)
         self.transport = _graphql_transport(settings)
         self.tier = tier
@@ -350,7 +356,7 @@ class DatasaurClient:
             outcome = "ok"
             return answer
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            raise ApiUnavailable(f"Datasaur API: {describe_error(exc)}") from None
+            raise ApiUnavailable(f"Datasaur API: {hint(describe_error(exc))}") from None
         finally:
             metrics.GRAPHQL_LATENCY.labels(operation).observe(time.monotonic() - started)
             metrics.GRAPHQL_REQUESTS.labels(operation, outcome).inc()

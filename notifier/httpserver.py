@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +84,13 @@ class LocalHTTPServer:
         self._httpd = ThreadingHTTPServer((host, port), functools.partial(self.handler_class, self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._scheme = "http"
+
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Serve HTTPS with ``context`` (call before :meth:`start`); with
+        ``context.verify_mode = ssl.CERT_REQUIRED`` clients must present a certificate."""
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self._scheme = "https"
 
     @property
     def port(self) -> int:
@@ -92,7 +100,7 @@ class LocalHTTPServer:
     @property
     def url(self) -> str:
         """Base URL, without a trailing slash."""
-        return f"http://{self._host}:{self.port}"
+        return f"{self._scheme}://{self._host}:{self.port}"
 
     def start(self) -> None:
         """Serve on a daemon thread."""

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import certifi
 import httptools
 
+from notifier.client_cert import ClientCert
+
 Reply = tuple[int, str | None, bytes]  # status, Retry-After, body
 
 READ_SIZE = 256 * 1024
@@ -45,9 +47,16 @@ class KeptAlive:
     bounds each wait for the server, and the whole answer (checked between reads).
     """
 
-    def __init__(self, url: str, timeout: float, bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        bundle: str | None = None,
+        client: ClientCert | None = None,
+    ) -> None:
         """``bundle``: the CA certificates (a file or a directory) for ``https``, else
-        certifi's; read on first connect, so a bad one is a failed request, not a crash."""
+        certifi's; ``client``: a client certificate to present. Both are read on first
+        connect, so a bad one is a failed request, not a crash."""
         parts = urlsplit(url)
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
@@ -55,7 +64,7 @@ class KeptAlive:
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         name = f"[{self.host}]" if ":" in self.host else self.host
         self.authority = name if parts.port is None else f"{name}:{parts.port}"
-        self.timeout, self.bundle = timeout, bundle
+        self.timeout, self.bundle, self.client = timeout, bundle, client
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.answer = _Answer()
@@ -97,7 +106,8 @@ class KeptAlive:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.https:
                 try:
-                    sock = tls_context(self.bundle).wrap_socket(sock, server_hostname=self.host)
+                    context = tls_context(self.bundle, self.client)
+                    sock = context.wrap_socket(sock, server_hostname=self.host)
                 except BaseException:
                     sock.close()
                     raise
@@ -125,11 +135,16 @@ class KeptAlive:
         return answer.reply
 
 
-def tls_context(bundle: str | None) -> ssl.SSLContext:
-    """Certificates checked against ``bundle`` (a file or a directory), else certifi's."""
+def tls_context(bundle: str | None, client: ClientCert | None = None) -> ssl.SSLContext:
+    """Certificates checked against ``bundle`` (a file or a directory), else certifi's;
+    ``client`` presented when the server asks for a certificate."""
     if bundle and os.path.isdir(bundle):
-        return ssl.create_default_context(capath=bundle)
-    return ssl.create_default_context(cafile=bundle or certifi.where())
+        context = ssl.create_default_context(capath=bundle)
+    else:
+        context = ssl.create_default_context(cafile=bundle or certifi.where())
+    if client is not None:
+        client.load_into(context)
+    return context
 
 
 class _Answer:

@@ -203,7 +203,7 @@ def test_delivered_and_failed_notify_every_target_exactly_once(
         "previous_status": "IN_PROGRESS",
         "progress": 100,
         "result_id": "result-A",
-        "errors": None,
+        "errors": [],
         "observed_at": delivered["timestamp"],
         "job": job_a,
     }
