@@ -89,6 +89,7 @@ class TokenSource:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
+        self.lifetime: float | None = None  # of the last token fetched, in seconds
 
     @property
     def refreshable(self) -> bool:
@@ -102,6 +103,7 @@ class TokenSource:
         with self._lock:
             if self._token is None or time.monotonic() >= self._refresh_at:
                 self._token, lifetime = self._fetch()
+                self.lifetime = lifetime
                 self._refresh_at = time.monotonic() + lifetime * (1 - REFRESH_MARGIN)
             return self._token
 
@@ -255,11 +257,15 @@ class DatasaurClient:
     def get_jobs(self, job_ids: list[str]) -> list[Observation]:
         """One observation per id, in order: matched by ``id``, in whatever order the
         answer lists them; an entry nulled by an error is that job's error."""
-        body = self._select("GetJobs", GET_JOBS.format, {"jobIds": job_ids})
+        body = self.ask_jobs(job_ids)
         entries = _list_of(body)
         if "errors" in body:
             log.warning("Datasaur answered GetJobs with errors: %s", error_text(body))
         return match_jobs(job_ids, entries, body, list_slot(job_ids, entries))
+
+    def ask_jobs(self, job_ids: list[str]) -> dict[str, Any]:
+        """getJobs' answer as it came (the selection stepped down as needed)."""
+        return self._select("GetJobs", GET_JOBS.format, {"jobIds": job_ids})
 
     def get_jobs_each(self, job_ids: list[str]) -> list[Observation]:
         """Like :meth:`get_jobs`, with one ``getJob`` per id in one request, so that one

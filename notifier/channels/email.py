@@ -117,7 +117,8 @@ class EmailChannel(Channel):
         message.set_content(templating.render_text(body, payload))
         return message
 
-    def _connect(self) -> smtplib.SMTP:
+    def connect(self) -> smtplib.SMTP:
+        """An SMTP session with TLS as ``security`` says (logged in by the caller)."""
         settings = self.settings
         if settings.security == "ssl":
             context = ssl.create_default_context()
@@ -136,7 +137,7 @@ class EmailChannel(Channel):
             return Outcome(ok=False, detail=str(exc), permanent=True)
         settings = self.settings
         try:
-            with self._connect() as client:
+            with self.connect() as client:
                 if settings.username is not None and settings.password is not None:
                     client.login(settings.username, settings.password.get_secret_value())
                 reply = _transmit(client, message, settings.from_, settings.to)

@@ -7,6 +7,7 @@ import argparse
 from notifier.cli import local, redeliver, service, state, watching
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
+from notifier.doctor import command as doctor
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ COMMANDS: list[Command] = [
     *redeliver.COMMANDS,
     *service.COMMANDS[2:],  # test-callback, get-job
     *state.COMMANDS[2:],  # instances, migrate, import-state, backup
+    *doctor.COMMANDS,
     *local.COMMANDS,
     Command("completion", cmd_completion, "Print a bash completion script.", needs="nothing"),
 ]

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from typing import Self, cast
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 ACCEPTED = "250 Message accepted for delivery"
 
@@ -64,13 +64,34 @@ class _Handler:
         return reply
 
 
-class SmtpSink:
-    """Plain SMTP (no STARTTLS, no AUTH) on 127.0.0.1 recording every DATA transaction."""
+class _Authenticator:
+    """Accepts one login and password (AUTH PLAIN/LOGIN), refuses anything else."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, login: str, password: str) -> None:
+        self.expected = LoginPassword(login.encode(), password.encode())
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+    ) -> AuthResult:
+        return AuthResult(success=data == self.expected, handled=False)  # a refusal: 535
+
+
+class SmtpSink:
+    """Plain SMTP (no STARTTLS) on 127.0.0.1 recording every DATA transaction; with
+    ``credentials`` it offers AUTH (without TLS) and accepts only that login."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self._controller = Controller(_Handler(self), hostname=host, port=self.port)
+        auth = {} if credentials is None else {
+            "authenticator": _Authenticator(*credentials), "auth_require_tls": False
+        }  # fmt: skip
+        self._controller = Controller(_Handler(self), hostname=host, port=self.port, **auth)
         self._lock = threading.Lock()
         self._attempts: list[SmtpMessage] = []
         self._replies: dict[str, deque[str]] = {"RCPT": deque(), "DATA": deque()}
