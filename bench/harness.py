@@ -152,7 +152,8 @@ class Simulator:
 class Daemon:
     """``python -m notifier -c <config> run``, with its log lines and READY timestamped."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], module: str = "notifier") -> None:
+        """``module``: what ``python -m`` runs (a bench variant of the daemon, say)."""
         self.workdir = workdir
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -169,7 +170,7 @@ class Daemon:
         self._closed = False
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "notifier", "-c", str(self.config_path), "run"],
+            [PYTHON, "-m", module, "-c", str(self.config_path), "run"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "NOTIFY_SOCKET": self._notify_name},

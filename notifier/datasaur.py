@@ -219,8 +219,11 @@ class DatasaurClient:
     """Asks Datasaur about jobs.
 
     ``tier`` is the selection of ``Job`` fields to start from (an index into
-    :data:`~notifier.datasaur_answers.SELECTION_TIERS`); :attr:`tier` says where it is.
+    :attr:`tiers`, :data:`~notifier.datasaur_answers.SELECTION_TIERS`); :attr:`tier`
+    says where it is.
     """
+
+    tiers: tuple[str, ...] = SELECTION_TIERS
 
     def __init__(
         self,
@@ -244,7 +247,7 @@ class DatasaurClient:
     @property
     def fields(self) -> str:
         """The ``Job`` fields the client asks for now."""
-        return SELECTION_TIERS[self.tier]
+        return self.tiers[self.tier]
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         """The job, or None if Datasaur does not know it."""
@@ -320,7 +323,7 @@ class DatasaurClient:
             self._step_down(missing, body)
 
     def _step_down(self, missing: list[str], body: dict[str, Any]) -> None:
-        if self.tier + 1 == len(SELECTION_TIERS):
+        if self.tier + 1 == len(self.tiers):
             raise SchemaUnsupported(
                 f"Datasaur rejected even the fields {self.fields!r}: {error_text(body)}"
             )

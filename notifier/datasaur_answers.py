@@ -131,12 +131,19 @@ def _blame(
         if index is not None and 0 <= index < len(ids):
             named[ids[index]] = message
             continue
-        quoted = [job_id for job_id in ids if job_id in message]
+        quoted = [job_id for job_id in ids if _quotes(message, job_id)]
         for job_id in quoted:
             named[job_id] = message
         if not quoted:
             general.append(message)
     return named, "; ".join(general)[:_MESSAGE_LIMIT]
+
+
+def _quotes(message: str, job_id: str) -> bool:
+    """Whether ``message`` names ``job_id`` as a whole word (not inside another)."""
+    if job_id not in message:
+        return False
+    return re.search(rf"(?<![\w:-]){re.escape(job_id)}(?![\w:-])", message) is not None
 
 
 def list_slot(ids: Sequence[str], entries: list[Any]) -> Callable[[Any], int | None]:

@@ -8,7 +8,8 @@ Endpoints:
 - ``POST /graphql`` with ``Authorization: Bearer <token>``: every query is parsed and validated
   against the packaged schema slice (``datasaur_schema.graphql``) and executed by graphql-core.
   Invalid queries get HTTP 200 with ``errors`` and no ``data``, and are recorded in
-  ``stats().validation_errors``. A missing, unknown or expired token gets HTTP 401.
+  ``stats().validation_errors``. A missing, unknown or expired token gets
+  ``auth_failure_status`` (401 unless told otherwise).
 
 Control API (no authentication), for driving the simulator from another process:
 
@@ -20,8 +21,16 @@ Control API (no authentication), for driving the simulator from another process:
 - ``POST /_sim/workload`` body ``{"count", "seed", "duration": [low, high], "kinds",
   "prefix", "noise"}``: seeded jobs that progress over time (see :func:`progress_steps`);
   answers ``{"jobs": [{"id", "kind", "finishes_at"}]}``.
-- ``POST /_sim/faults`` body ``{"kind", "count", "retry_after", "delay"}``:
+- ``POST /_sim/faults`` body ``{"kind", "count", "retry_after", "delay", "operation"}``:
   :meth:`DatasaurSimulator.inject`.
+- ``POST /_sim/quirks`` body ``{"unknown_ids": "null"|"omit", "order": "asked"|"reversed"}``:
+  :meth:`DatasaurSimulator.set_quirks`.
+
+It answers like Datasaur's server: ``"extensions": {}`` on every answer, ``errors: []``
+on a job without errors, ISO-8601 timestamps with milliseconds and ``Z``, and a refused
+token as ``{"errors": [{"message": "Unauthorized", "extensions": {"type":
+"AuthenticationError"}}], "data": null}``. ``legacy_schema`` serves the ``Job`` type of
+servers older than 2022-08.
 
 Bad control requests get HTTP 400 ``{"error": "..."}``.
 """
