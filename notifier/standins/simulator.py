@@ -62,6 +62,7 @@ from graphql import (
 )
 
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply
+from notifier.standins.faults import FAULT_KINDS, TOKEN_FAULT_KINDS, Fault, fault_reply
 from notifier.standins.graphql_schema import (
     Rejected,
     error_payload,
@@ -70,27 +71,12 @@ from notifier.standins.graphql_schema import (
     rejected_payload,
     unauthorized_payload,
 )
+from notifier.standins.scripts import Step, auto_steps, progress_steps
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
-FAULT_KINDS = frozenset(
-    {
-        "http_500",
-        "http_503",
-        "http_429",
-        "non_json",
-        "graphql_error",
-        "unauthenticated",
-        "unauthorized",
-        "http_401",
-        "hang",
-        "close",
-    }
-)
-TOKEN_FAULT_KINDS = frozenset({"http_500", "http_401"})
 UNKNOWN_IDS = ("null", "omit")  # how getJobs answers an unknown id
 ORDERS = ("asked", "reversed")  # the order getJobs lists the jobs in
 
-Step = tuple[float, str, int]
 JobDict = dict[str, Any]
 
 
@@ -106,14 +92,6 @@ class SimulatorStats:
     max_batch_size: int = 0
     validation_errors: list[str] = field(default_factory=list)
     requests: list[tuple[float, str | None, int]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Fault:
-    kind: str
-    retry_after: str | None
-    delay: float
-    operation: str | None = None
 
 
 @dataclass
@@ -209,7 +187,7 @@ class DatasaurSimulator(LocalHTTPServer):
         self._jobs: dict[str, JobDict] = {}
         self._timelines: dict[str, _Timeline] = {}
         self._tokens: dict[str, float] = {}
-        self._faults: deque[_Fault] = deque()
+        self._faults: deque[Fault] = deque()
         self._token_faults: deque[str] = deque()
         self._failing: dict[str, str] = {}
         self._broken: dict[str, str] = {}
@@ -303,7 +281,7 @@ class DatasaurSimulator(LocalHTTPServer):
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.extend([_Fault(kind, retry_after, delay, operation)] * count)
+            self._faults.extend([Fault(kind, retry_after, delay, operation)] * count)
 
     def inject_token(self, kind: str, count: int = 1) -> None:
         """Queue ``count`` faults for the token endpoint ("http_500" or "http_401")."""
@@ -374,7 +352,7 @@ class DatasaurSimulator(LocalHTTPServer):
                 return None
         elif fault is not None:
             self._record(operation, _Counts())
-            return _fault_reply(fault)
+            return fault_reply(fault)
         if not self._token_ok(authorization):
             self._record(operation, _Counts())
             return json_reply(self._auth_failure_status, unauthorized_payload())
@@ -538,7 +516,7 @@ class DatasaurSimulator(LocalHTTPServer):
     def _lookup(self, job_id: str, now: float) -> JobDict | None:
         """The job as of ``now`` (lock held); starts an automatic script for new ids."""
         if self._auto_jobs and job_id not in self._jobs and job_id not in self._timelines:
-            steps = _auto_steps(job_id, self._auto_finish_after)
+            steps = auto_steps(job_id, self._auto_finish_after)
             self._timelines[job_id] = _Timeline(now, steps)
         self._advance(job_id, now)
         job = self._jobs.get(job_id)
@@ -580,7 +558,7 @@ class DatasaurSimulator(LocalHTTPServer):
             expected = sorted(self._statuses)
             raise ValueError(f"unknown job status {status!r}; expected one of {expected}")
 
-    def _next_fault(self, operation: Any) -> _Fault | None:
+    def _next_fault(self, operation: Any) -> Fault | None:
         with self._lock:
             self._stats.graphql_requests += 1
             for fault in self._faults:
@@ -635,65 +613,6 @@ class DatasaurSimulator(LocalHTTPServer):
 def _request_errors(result: ExecutionResult) -> list[str]:
     """Errors not tied to a field: bad variables, unknown operation name."""
     return [error.message for error in result.errors or [] if error.path is None]
-
-
-def _fault_reply(fault: _Fault) -> Reply | None:
-    """The answer for an injected fault (None: close the connection)."""
-    if fault.kind == "close":
-        return None
-    if fault.kind == "http_429":
-        headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-        return Reply(429, b"Too Many Requests", "text/plain", headers)
-    return _FAULT_REPLIES[fault.kind]
-
-
-_FAULT_REPLIES = {
-    "http_500": Reply(500, b"Internal Server Error", "text/plain"),
-    "http_503": Reply(503, b"Service Unavailable", "text/plain"),
-    "non_json": Reply(200, b"<html><body>Bad gateway</body></html>", "text/html"),
-    "graphql_error": json_reply(
-        200, error_payload("Simulated internal error", "INTERNAL_SERVER_ERROR")
-    ),
-    "unauthenticated": json_reply(200, error_payload("Unauthenticated", "UNAUTHENTICATED")),
-    "unauthorized": json_reply(200, unauthorized_payload()),
-    "http_401": json_reply(401, error_payload("Unauthenticated", "UNAUTHENTICATED")),
-}
-
-
-def _auto_steps(job_id: str, duration: float) -> list[Step]:
-    """QUEUED, IN_PROGRESS with rising progress, then DELIVERED (FAILED if the id says "fail")."""
-    rising = [(duration * share, "IN_PROGRESS", round(share * 100)) for share in (0.1, 0.3, 0.6)]
-    final: Step = (duration, "FAILED", 60) if "fail" in job_id else (duration, "DELIVERED", 100)
-    return [(0.0, "QUEUED", 0), *rising, final]
-
-
-def progress_steps(
-    kind: str, duration: float, rng: random.Random, noise: float = 3.0
-) -> list[Step]:
-    """A job that runs ``duration`` seconds and then is DELIVERED, for workloads.
-
-    ``linear``: progress rises steadily, reported a hundred times with +-``noise``
-    points of jitter (never past 99 before the end). ``step``: progress moves in three
-    to six jumps at random moments. Both start QUEUED and end at 100.
-    """
-    steps: list[Step] = [(0.0, "QUEUED", 0)]
-    if kind == "linear":
-        for index in range(1, 100):
-            share = index / 100
-            jitter = rng.uniform(-noise, noise)
-            steps.append(
-                (duration * share, "IN_PROGRESS", max(0, min(99, round(share * 100 + jitter))))
-            )
-    elif kind == "step":
-        moments = sorted(rng.uniform(0.05, 0.95) for _ in range(rng.randint(3, 6)))
-        for number, share in enumerate(moments, start=1):
-            steps.append(
-                (duration * share, "IN_PROGRESS", round(100 * number / (len(moments) + 1)))
-            )
-    else:
-        raise ValueError(f"unknown workload kind {kind!r}; expected linear or step")
-    steps.append((duration, "DELIVERED", 100))
-    return steps
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
