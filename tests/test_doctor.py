@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
@@ -169,6 +170,30 @@ def test_busy_api_port_fails(
     assert code == 1
     listen = by_name(checks)["api.listen"]
     assert listen["result"] == "FAIL" and "another program" in listen["detail"]
+
+
+def test_postgres_state_reachable_with_migrations_pending(
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    auth_smtp: SmtpSink,
+    tmp_path: Path,
+    postgres_url: str,
+) -> None:
+    path = setup(simulator, receiver, auth_smtp, tmp_path)
+    config = yaml.safe_load(path.read_text())
+    del config["state_path"]
+    config["state_url"] = postgres_url
+    config["datasaur"]["timeout"] = config["delivery"]["timeout"] = "1s"
+    write_config(path, config)
+    code, text, checks = doctor(path)
+    assert code == 0, text
+    found = by_name(checks)
+    assert found["state"]["detail"] == "PostgreSQL reachable"
+    assert (
+        found["state.schema"]["result"] == "warn" and "pending" in found["state.schema"]["detail"]
+    )
+    assert cli(path, "migrate").returncode == 0
+    assert by_name(doctor(path)[2])["state.schema"]["result"] == "ok"
 
 
 def test_invalid_config_fails_with_one_line_per_problem(tmp_path: Path) -> None:

@@ -62,14 +62,23 @@ def job_row(daemon: DaemonProcess, job_id: str) -> dict[str, Any]:
     return status(daemon.config)[job_id]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_result_is_fetched_once_the_job_ends_and_never_polled(
+    backend: str,
     simulator: DatasaurSimulator,
     receiver: WebhookReceiver,
     daemon_factory: Factory,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     simulator.set_job("j1", "IN_PROGRESS", 40, result={"partial": True})
-    daemon = daemon_factory(watching(simulator, receiver, tmp_path, ["j1"]))
+    config = watching(simulator, receiver, tmp_path, ["j1"])
+    if backend == "postgres":
+        del config["state_path"]
+        config["state_url"] = request.getfixturevalue("postgres_url")
+        config["datasaur"]["timeout"] = "1s"
+        config["delivery"]["timeout"] = "1s"
+    daemon = daemon_factory(config)
     wait_until(lambda: simulator.stats().job_polls >= 3, 10)
 
     ended = finish(simulator, "j1")
