@@ -2,7 +2,7 @@
 
 The cap is Datasaur's per-account limit. One daemon uses :class:`RateLimiter`; daemons
 that share a PostgreSQL store share one cap through a row of the database (see
-:mod:`notifier.store.postgres`), built on the same :class:`WaitingLimiter`.
+:mod:`notifier.store.postgres.ratelimit`), built on the same :class:`WaitingLimiter`.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from notifier.config import JobSpec
 from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
 from notifier.store import Attempt, JobUpdate, NewEvent, SqliteStore
-from notifier.store.base import migrations
+from notifier.store.schema import migrations
 from tests.conftest import base_config, webhook
 from tests.support.daemon import DaemonProcess, cli, deliveries, status, write_config
 from tests.support.postgres import PostgresServer

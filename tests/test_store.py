@@ -39,8 +39,9 @@ from notifier.store import (
     StoreError,
     WatchedJob,
 )
-from notifier.store.base import is_quiet, migrations
 from notifier.store.postgres import PostgresStore
+from notifier.store.rows import is_quiet
+from notifier.store.schema import migrations
 from tests.support.smtp import free_port
 from tests.support.waiting import wait_until
 

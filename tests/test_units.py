@@ -32,7 +32,7 @@ from notifier.report import (
     table,
 )
 from notifier.store import Delivery, WatchedJob, updated_at_of
-from notifier.store.base import is_quiet
+from notifier.store.rows import is_quiet
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -157,7 +157,9 @@ def claim_cost(root: Path, sizes: Sizes, watched: int = 100_000) -> dict[str, An
     """The claim statement at ``watched`` jobs: median time, and its plan."""
     import psycopg
 
-    from notifier.store.postgres import _CLAIM_JOBS, PostgresStore, at
+    from notifier.store.postgres import PostgresStore
+    from notifier.store.postgres.claims import _CLAIM_JOBS
+    from notifier.store.postgres.connection import at
 
     ids = job_ids(watched)
     with postgres() as server:

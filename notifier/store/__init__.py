@@ -1,9 +1,13 @@
 """The persisted state: watched jobs, the notification outbox, attempts, instances.
 
-One protocol (:class:`Store`, in :mod:`notifier.store.base`) and one module per
-database: :mod:`notifier.store.sqlite` (the embedded default, one daemon) and
-:mod:`notifier.store.postgres` (several daemons sharing the work by leases). Each
-backend's schema is a list of numbered SQL steps under ``migrations/<backend>/``.
+One protocol (:class:`Store`, in :mod:`notifier.store.base`; its rows in
+:mod:`notifier.store.rows`) and one package per database, a module per concern
+inside: :mod:`notifier.store.sqlite` (the embedded default, one daemon) and
+:mod:`notifier.store.postgres` (several daemons sharing the work by leases). What
+both share: :mod:`~notifier.store.columns` (the columns and their decoders) and
+:mod:`~notifier.store.shared` (health rule, retention, summaries). Each backend's
+schema is a list of numbered SQL steps under ``migrations/<backend>/``
+(:mod:`~notifier.store.schema`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notifier.config import StateLocation
-from notifier.store.base import (
+from notifier.store.base import Store, StoreError
+from notifier.store.rows import (
     DELIVERY_STATES,
     JOB_STATES,
     Attempt,
@@ -27,13 +32,11 @@ from notifier.store.base import (
     JobUpdate,
     NewEvent,
     PollsWritten,
-    Store,
-    StoreError,
     WatchedJob,
-    display_url,
     new_delivery_id,
     updated_at_of,
 )
+from notifier.store.shared import display_url
 from notifier.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:

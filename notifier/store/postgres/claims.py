@@ -1,0 +1,175 @@
+"""Leased claims of due jobs and deliveries, and the poll writes fenced by them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from notifier import metrics
+from notifier.store.columns import (
+    CLAIM_COLUMNS,
+    CLAIM_WIDTH,
+    DELIVERY_COLUMNS,
+    DELIVERY_WIDTH,
+    claimed_row,
+    delivery_row,
+    dumps,
+)
+from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified, returned
+from notifier.store.postgres.outbox import enqueue
+from notifier.store.rows import (
+    Delivery,
+    JobUpdate,
+    PollsWritten,
+    WatchedJob,
+    is_quiet,
+    updated_at_of,
+)
+
+log = logging.getLogger("notifier.store.postgres")
+
+
+def _count_takeovers(kind: str, previous_owners: Sequence[Any], owner: str) -> None:
+    """A claimed row whose expired lease named another instance was taken over from it."""
+    taken = sum(1 for previous in previous_owners if previous not in (None, owner))
+    if taken:
+        metrics.LEASE_TAKEOVERS.labels(kind).inc(taken)
+
+
+_CLAIM_JOBS = f"""
+    WITH due AS (
+        SELECT id, lease_owner AS previous_owner FROM jobs
+        WHERE state = 'watching' AND next_poll_at <= {AT}
+          AND (lease_until IS NULL OR lease_until < {NOW})
+        ORDER BY next_poll_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE jobs SET lease_owner = %s, lease_token = jobs.lease_token + 1,
+                    lease_until = {NOW} + %s
+    FROM due WHERE jobs.id = due.id
+    RETURNING {qualified(CLAIM_COLUMNS, "jobs")}, jobs.lease_token, jobs.next_poll_at,
+              due.previous_owner
+"""
+_CLAIM_DELIVERIES = f"""
+    WITH due AS (
+        SELECT id, lease_owner AS previous_owner FROM deliveries
+        WHERE state = 'pending' AND callback = %s AND next_attempt_at <= {AT}
+          AND (lease_until IS NULL OR lease_until < {NOW})
+          AND NOT (id = ANY(%s))
+        ORDER BY next_attempt_at
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE deliveries SET lease_owner = %s, lease_token = deliveries.lease_token + 1,
+                          lease_until = {NOW} + %s
+    FROM due WHERE deliveries.id = due.id
+    RETURNING {qualified(DELIVERY_COLUMNS, "deliveries")}, deliveries.lease_token,
+              due.previous_owner
+"""
+# What a poll writes, in three widths: the schedule alone (most polls), every poll's
+# columns, and those with the job itself when the poll found something new. Each is
+# accepted only while the caller's lease holds, and gives the job back.
+_SCHEDULE_SET = f"""
+    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s, baseline_at = {AT},
+    eta = {AT}, lease_owner = NULL, lease_until = NULL
+"""
+_POLLED_SET = f"""{_SCHEDULE_SET}, last_error = %s, changed_at = {AT}, stalls = %s,
+    stalled = %s, started_at = {AT}, baseline_progress = %s
+"""
+_POLL_GUARD = "WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s"
+_RESCHEDULED = f"UPDATE jobs SET {_SCHEDULE_SET} {_POLL_GUARD} RETURNING id"
+_POLLED = f"UPDATE jobs SET {_POLLED_SET} {_POLL_GUARD} RETURNING id"
+_CHANGED = f"""
+    UPDATE jobs SET {_POLLED_SET}, state = %s, status = %s, progress = %s,
+                    job = coalesce(%s, job),
+                    job_updated_at = CASE WHEN %s THEN %s ELSE job_updated_at END
+    {_POLL_GUARD} RETURNING id
+"""
+
+
+def _rescheduled(u: JobUpdate, base: float) -> tuple[Any, ...]:
+    return (at(u.polled_at, base), at(u.next_poll_at, base), u.poll_interval,
+            at(u.baseline_at, base), at(u.eta, base))  # fmt: skip
+
+
+def _polled(u: JobUpdate, base: float) -> tuple[Any, ...]:
+    return (*_rescheduled(u, base), u.last_error, at(u.changed_at, base), u.stalls, u.stalled,
+            at(u.started_at, base), u.baseline_progress)  # fmt: skip
+
+
+def _write_of(u: JobUpdate, base: float) -> tuple[str, tuple[Any, ...]]:
+    """The statement that records ``u`` and its parameters before the lease guard's."""
+    if u.schedule_only:
+        return _RESCHEDULED, _rescheduled(u, base)
+    if is_quiet(u):
+        return _POLLED, _polled(u, base)
+    return _CHANGED, (*_polled(u, base), *_changes(u))
+
+
+def _changes(u: JobUpdate) -> tuple[Any, ...]:
+    return (u.state, u.status, u.progress, dumps(u.job), u.job is not None,
+            updated_at_of(u.job))  # fmt: skip
+
+
+class PostgresClaims(PostgresConnection):
+    """The work daemons share: claim it under a lease, write back only while it holds."""
+
+    def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]:
+        """Lease up to ``limit`` jobs due by ``now`` that no live lease holds."""
+        owner = self._owner()
+        rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease))
+        rows.sort(key=lambda row: (row[CLAIM_WIDTH + 1], row[0]))  # most overdue first
+        _count_takeovers("job", [row[CLAIM_WIDTH + 2] for row in rows], owner.id)
+        return [claimed_row(row, owner=owner.name, lease=row[CLAIM_WIDTH]) for row in rows]
+
+    def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
+        """Give claimed jobs back at once (e.g. no request token was free)."""
+        if jobs:
+            with self._conn() as conn:
+                conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL"
+                    " WHERE id = ANY(%s) AND lease_owner = %s",
+                    ([job.id for job in jobs], self._owner().id),
+                )
+
+    def apply_polls(self, updates: Sequence[JobUpdate]) -> PollsWritten:
+        """Record polls and their outbox rows in one transaction, where the lease holds."""
+        owner = self._owner().id
+        updates = sorted(updates, key=lambda u: u.job_id)
+        with self._transaction() as conn, conn.cursor() as cur:
+            base = time.time()  # after BEGIN: a time written is never later than asked
+            # Polls that found nothing new (most) leave state, status and the stored job alone.
+            applied: set[str] = set()
+            writes: dict[str, list[tuple[Any, ...]]] = {}
+            for u in updates:
+                sql, values = _write_of(u, base)
+                writes.setdefault(sql, []).append((*values, u.job_id, owner, u.lease))
+            for sql in (_RESCHEDULED, _POLLED, _CHANGED):  # a fixed order, each in id order
+                if sql in writes:
+                    cur.executemany(sql, writes[sql], returning=True)
+                    applied.update(returned(cur))
+            if len(applied) < len(updates):
+                log.info(
+                    "%d of %d polls not recorded: the job was unwatched or its lease lost",
+                    len(updates) - len(applied),
+                    len(updates),
+                )
+            events = [(u.job_id, e, u.polled_at) for u in updates if u.job_id in applied
+                      for e in u.events]  # fmt: skip
+            refused = {u.job_id for u in updates if u.job_id not in applied and not is_quiet(u)}
+            return PollsWritten(enqueue(cur, events), frozenset(refused))
+
+    def claim_deliveries(
+        self, callback: str, now: float, limit: int, exclude: Iterable[str]
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` of ``callback``'s deliveries due by ``now``."""
+        owner = self._owner()
+        rows = self._query(
+            _CLAIM_DELIVERIES, (callback, at(now), list(exclude), limit, owner.id, self.lease)
+        )
+        rows.sort(key=lambda row: (row[10], row[0]))
+        _count_takeovers("delivery", [row[DELIVERY_WIDTH + 1] for row in rows], owner.id)
+        return [delivery_row(row, lease=row[DELIVERY_WIDTH]) for row in rows]

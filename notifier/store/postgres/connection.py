@@ -1,0 +1,192 @@
+"""The database: the connection pool, times as offsets from the database's clock, the schema."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from notifier.store.base import StoreError
+from notifier.store.rows import Instance
+from notifier.store.schema import migrations
+from notifier.store.shared import Summaries, display_url
+
+log = logging.getLogger("notifier.store.postgres")
+
+
+NOW = "extract(epoch from now())"
+AT = f"({NOW} + %s::float8)"  # a caller's time, as an offset from the caller's now
+CHANNEL = "notifier_outbox"
+# Advisory lock keys (any constants unique to this application).
+MIGRATION_LOCK = 0x4E6F7469_66790001
+SYNC_LOCK = 0x4E6F7469_66790002
+HOUSEKEEPING_LOCK = 0x4E6F7469_66790003
+POOL_SIZE = 10
+STATEMENT_TIMEOUT_MS = 10_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5
+# Dead connections are found by TCP keepalives rather than by a hung statement.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+    "options": (
+        f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    ),
+}
+
+
+def at(timestamp: float | None, base: float | None = None) -> float | None:
+    """The offset of a caller's time from the caller's now, for :data:`AT`.
+
+    Rows written together pass one ``base`` (one reading of the clock), so that equal
+    times stay equal and their order is kept (else each row would drift by microseconds).
+    """
+    if timestamp is None:
+        return None
+    return timestamp - (time.time() if base is None else base)
+
+
+def describe(exc: BaseException) -> str:
+    """A database error on one line."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
+def qualified(columns: str, table: str) -> str:
+    """``columns`` prefixed with ``table.``."""
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+
+
+def returned(cur: psycopg.Cursor[Any]) -> list[Any]:
+    """The first column of every result set an ``executemany(returning=True)`` made."""
+    values: list[Any] = []
+    while True:
+        if cur.pgresult is not None and cur.description is not None:
+            values.extend(row[0] for row in cur.fetchall())
+        if not cur.nextset():
+            return values
+
+
+class PostgresConnection(Summaries):
+    """A pool of connections to the database shared by the daemons, and its schema."""
+
+    # poll by a fifth but doubled the server's, and daemons share the work more evenly
+    # in small claims (BENCHMARKS.md).
+    requests_per_write = 1
+
+    def __init__(
+        self, url: str, instance: Instance | None = None, lease: float = 30.0, migrate: bool = True
+    ) -> None:
+        self.url = url
+        self.instance = instance
+        self.lease = lease
+        self._closing = threading.Event()
+        self._listener: threading.Thread | None = None
+        # psycopg_pool logs every failed reconnection itself; our callers log one line
+        # per retry, so its own lines would only repeat them.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, **CONNECTION_OPTIONS},
+            check=ConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT_S * 2,
+            reconnect_timeout=CONNECT_TIMEOUT_S * 2,
+            open=False,
+            name="notifier",
+        )
+        try:
+            self._check_reachable()
+            self._pool.open(wait=False)
+            if migrate:
+                self.migrate()
+        except StoreError:
+            self.close()
+            raise
+
+    def _check_reachable(self) -> None:
+        """Connect once now, so an unreachable database is one clear error at once."""
+        try:
+            with psycopg.connect(self.url, autocommit=True, **CONNECTION_OPTIONS) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot reach the state database {display_url(self.url)}: {describe(exc)}"
+            ) from None
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
+            raise StoreError(f"state database: {describe(exc)}") from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._conn() as conn, conn.transaction():
+            yield conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._conn() as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def _owner(self) -> Instance:
+        if self.instance is None:
+            raise StoreError("only a running daemon claims work")
+        return self.instance
+
+    def close(self) -> None:
+        """Stop listening and close every connection."""
+        self._closing.set()
+        if self._listener is not None:
+            self._listener.join(timeout=CONNECT_TIMEOUT_S + 2)
+        self._pool.close()
+
+    def migrate(self) -> int:
+        """Apply the numbered steps not yet applied; returns how many were.
+
+        Each step is one transaction under an advisory lock, so daemons that start
+        together apply each step once.
+        """
+        steps = migrations("postgres")
+        applied = 0
+        with self._conn() as conn:
+            for number, name, sql in steps:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                        " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                    newest = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+                    if newest and newest[0] is not None and newest[0] > steps[-1][0]:
+                        raise StoreError(
+                            f"the state database's schema is version {newest[0]}, newer than"
+                            f" this datasaur-notifier knows ({steps[-1][0]}): upgrade it"
+                        )
+                    done = conn.execute(
+                        "SELECT 1 FROM schema_migrations WHERE version = %s", (number,)
+                    ).fetchone()
+                    if done:
+                        continue
+                    conn.execute(sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (number, name),
+                    )
+                    applied += 1
+                    log.info("state database: applied migration %04d_%s", number, name)
+        return applied

@@ -1,0 +1,130 @@
+"""The watch list: jobs registered by the config, the CLI and the API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from notifier.config import JobSpec
+from notifier.store.columns import JOB_COLUMNS, JOB_WIDTH, job_row, spec_columns
+from notifier.store.postgres.connection import AT, NOW, SYNC_LOCK, PostgresConnection, at, qualified
+from notifier.store.rows import Cursor, WatchedJob
+from notifier.store.shared import UPSERT_SET
+
+log = logging.getLogger("notifier.store.postgres")
+
+
+class PostgresJobs(PostgresConnection):
+    """Registering, unwatching and listing jobs."""
+
+    def _upsert(
+        self,
+        conn: psycopg.Connection[Any],
+        specs: Sequence[JobSpec],
+        source: str,
+        now: float,
+        callback_url: str | None = None,
+    ) -> None:
+        offset = at(now)
+        rows = [
+            (s.id, s.name, *spec_columns(s), source, offset, offset, callback_url) for s in specs
+        ]
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"""
+                INSERT INTO jobs (id, name, notify, on_status, source, state, registered_at,
+                                  next_poll_at, callback_url)
+                VALUES (%s, %s, %s, %s, %s, 'watching', {AT}, {AT}, %s)
+                {UPSERT_SET}
+                """,
+                rows,
+            )
+
+    def _rewatch(
+        self, conn: psycopg.Connection[Any], job_ids: Sequence[str], now: float, by: str
+    ) -> None:
+        """Watch again jobs that were unwatched (by ``by``) or expired."""
+        conn.execute(
+            f"""
+            UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = {AT},
+                            next_poll_at = {AT}, poll_interval = NULL, last_error = NULL,
+                            changed_at = NULL, stalled = false, started_at = NULL,
+                            baseline_at = NULL, baseline_progress = NULL, eta = NULL
+            WHERE id = ANY(%s) AND (state = 'expired' AND %s = 'operator'
+                                    OR state = 'unwatched' AND unwatched_by IN ('config', %s))
+            """,
+            (at(now), at(now), list(job_ids), by, by),
+        )
+
+    def sync_config_jobs(self, specs: Iterable[JobSpec], now: float) -> None:
+        """Make the config's jobs watched and unwatch config jobs no longer listed.
+
+        Daemons starting together serialise here on an advisory lock.
+        """
+        specs = sorted(specs, key=lambda spec: spec.id)
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
+            others = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM jobs WHERE source != 'config' AND id = ANY(%s)",
+                    ([spec.id for spec in specs],),
+                )
+            }
+            mine = [spec for spec in specs if spec.id not in others]
+            self._upsert(conn, mine, "config", now)
+            self._rewatch(conn, [spec.id for spec in mine], now, "config")
+            conn.execute(
+                """
+                UPDATE jobs SET state = 'unwatched', unwatched_by = 'config', next_poll_at = NULL
+                WHERE source = 'config' AND state = 'watching' AND NOT (id = ANY(%s))
+                """,
+                ([spec.id for spec in specs],),
+            )
+
+    def watch(
+        self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
+    ) -> WatchedJob:
+        """Add (or update) a job from the CLI or the API; it survives config reloads."""
+        with self._transaction() as conn:
+            self._upsert(conn, [spec], source, now, callback_url)
+            self._rewatch(conn, [spec.id], now, "operator")
+        return self.jobs(job_id=spec.id)[0]
+
+    def unwatch(self, job_id: str) -> WatchedJob | None:
+        """Stop polling a job (unless it is already done); None if it is unknown."""
+        with self._transaction() as conn:
+            conn.execute(
+                """
+                UPDATE jobs SET state = 'unwatched', unwatched_by = 'operator', next_poll_at = NULL
+                WHERE id = %s AND state != 'done'
+                """,
+                (job_id,),
+            )
+        found = self.jobs(job_id=job_id)
+        return found[0] if found else None
+
+    def jobs(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[WatchedJob]:
+        """The watch list, optionally filtered, in registration order, with lease holders."""
+        start, start_id = after or (None, None)
+        rows = self._query(
+            f"""
+            SELECT {qualified(JOB_COLUMNS, "j")}, i.name FROM jobs j
+            LEFT JOIN instances i ON i.id = j.lease_owner AND j.lease_until >= {NOW}
+            WHERE (%s::text IS NULL OR j.state = %s) AND (%s::text IS NULL OR j.id = %s)
+              AND (%s::float8 IS NULL OR (j.registered_at, j.id) > (%s, %s))
+            ORDER BY j.registered_at, j.id
+            LIMIT %s
+            """,
+            (state, state, job_id, job_id, start, start, start_id, limit),
+        )
+        return [job_row(row, owner=row[JOB_WIDTH]) for row in rows]

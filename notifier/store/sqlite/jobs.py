@@ -1,0 +1,113 @@
+"""The watch list: jobs registered by the config, the CLI and the API."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from notifier.config import JobSpec
+from notifier.store.columns import JOB_COLUMNS, job_row, spec_columns
+from notifier.store.rows import Cursor, WatchedJob
+from notifier.store.shared import UPSERT_SET
+from notifier.store.sqlite.connection import SqliteConnection
+from notifier.store.sqlite.filters import filters, keyset
+
+
+class SqliteJobs(SqliteConnection):
+    """Registering, unwatching and listing jobs."""
+
+    def _upsert(
+        self,
+        conn: sqlite3.Connection,
+        spec: JobSpec,
+        source: str,
+        now: float,
+        callback_url: str | None = None,
+    ) -> None:
+        conn.execute(
+            f"""
+            INSERT INTO jobs (id, name, notify, on_status, source, state, registered_at,
+                              next_poll_at, callback_url)
+            VALUES (?, ?, ?, ?, ?, 'watching', ?, ?, ?)
+            {UPSERT_SET}
+            """,
+            (spec.id, spec.name, *spec_columns(spec), source, now, now, callback_url),
+        )
+
+    def _rewatch(self, conn: sqlite3.Connection, job_id: str, now: float, by: str) -> None:
+        """Watch again a job that was unwatched (by ``by``) or expired."""
+        conn.execute(
+            """
+            UPDATE jobs SET state = 'watching', unwatched_by = NULL, registered_at = ?,
+                            next_poll_at = ?, poll_interval = NULL, last_error = NULL,
+                            changed_at = NULL, stalled = 0, started_at = NULL,
+                            baseline_at = NULL, baseline_progress = NULL, eta = NULL
+            WHERE id = ? AND (state = 'expired' AND ? = 'operator'
+                              OR state = 'unwatched' AND unwatched_by IN ('config', ?))
+            """,
+            (now, now, job_id, by, by),
+        )
+
+    def sync_config_jobs(self, specs: Iterable[JobSpec], now: float) -> None:
+        """Make the config's jobs watched and unwatch config jobs no longer listed.
+
+        Jobs added with ``watch`` are left alone; a job an operator unwatched stays so.
+        """
+        specs = list(specs)
+        with self._transaction() as conn:
+            cli_jobs = {
+                row[0] for row in conn.execute("SELECT id FROM jobs WHERE source!='config'")
+            }
+            for spec in specs:
+                if spec.id in cli_jobs:
+                    continue
+                self._upsert(conn, spec, "config", now)
+                self._rewatch(conn, spec.id, now, "config")
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM listed")
+            conn.executemany("INSERT OR IGNORE INTO listed VALUES (?)", [(s.id,) for s in specs])
+            conn.execute(
+                """
+                UPDATE jobs SET state = 'unwatched', unwatched_by = 'config', next_poll_at = NULL
+                WHERE source = 'config' AND state = 'watching'
+                  AND id NOT IN (SELECT id FROM listed)
+                """
+            )
+
+    def watch(
+        self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
+    ) -> WatchedJob:
+        """Add (or update) a job from the CLI or the API; it survives config reloads."""
+        with self._transaction() as conn:
+            self._upsert(conn, spec, source, now, callback_url)
+            self._rewatch(conn, spec.id, now, "operator")
+        return self.jobs(job_id=spec.id)[0]
+
+    def unwatch(self, job_id: str) -> WatchedJob | None:
+        """Stop polling a job (unless it is already done); None if it is unknown."""
+        with self._transaction() as conn:
+            conn.execute(
+                """
+                UPDATE jobs SET state = 'unwatched', unwatched_by = 'operator', next_poll_at = NULL
+                WHERE id = ? AND state != 'done'
+                """,
+                (job_id,),
+            )
+        found = self.jobs(job_id=job_id)
+        return found[0] if found else None
+
+    def jobs(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[WatchedJob]:
+        """The watch list, optionally filtered, in registration order (then id)."""
+        where, params = filters(state=state, id=job_id)
+        where, params = keyset(where, params, "registered_at", after)
+        rows = self._query(
+            f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY registered_at, id LIMIT ?",
+            [*params, -1 if limit is None else limit],
+        )
+        return [job_row(row) for row in rows]

@@ -1,0 +1,178 @@
+"""The outbox: deliveries, their attempts, redelivery."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from notifier.store.columns import (
+    DELIVERY_COLUMNS,
+    delivery_row,
+    payload_text,
+    requeued,
+    target_url,
+)
+from notifier.store.rows import (
+    Attempt,
+    AttemptRecord,
+    BulkRedelivery,
+    Cursor,
+    Delivery,
+    NewEvent,
+    new_delivery_id,
+)
+from notifier.store.sqlite.connection import SqliteConnection
+from notifier.store.sqlite.filters import filters, keyset
+
+
+def enqueue(conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: float) -> int:
+    """Put ``event`` in the outbox once per callback; returns how many rows are new."""
+    payload = payload_text(event.payload)
+    rows = [
+        (new_delivery_id(), job_id, callback, event.event, payload, now, now, now,
+         target_url(event, callback), event.occurrence)
+        for callback in event.callbacks
+    ]  # fmt: skip
+    before = conn.total_changes
+    conn.executemany(
+        """
+        INSERT OR IGNORE INTO deliveries
+            (id, job_id, callback, event, payload, state, created_at, queued_at,
+             next_attempt_at, target_url, occurrence)
+        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+        """,
+        rows,
+    )
+    return conn.total_changes - before
+
+
+class SqliteOutbox(SqliteConnection):
+    """Claiming, recording and redelivering deliveries (no lease: one daemon)."""
+
+    def claim_deliveries(
+        self, callback: str, now: float, limit: int, exclude: Iterable[str]
+    ) -> list[Delivery]:
+        """Pending deliveries of ``callback`` due now, except those being sent."""
+        exclude = list(exclude)
+        marks = ",".join("?" * len(exclude))
+        rows = self._query(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND callback = ?"
+            f" AND next_attempt_at <= ? AND id NOT IN ({marks}) ORDER BY next_attempt_at LIMIT ?",
+            (callback, now, *exclude, limit),
+        )
+        return [delivery_row(row) for row in rows]
+
+    def record_attempt(self, attempt: Attempt) -> bool:
+        """Store an attempt and its delivery's new state together."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO attempts VALUES (?, ?, ?, ?, ?)",
+                (
+                    attempt.delivery_id,
+                    attempt.attempted_at,
+                    attempt.duration,
+                    int(attempt.ok),
+                    attempt.detail,
+                ),
+            )
+            conn.execute(
+                """
+                UPDATE deliveries SET attempts = attempts + 1, state = ?, next_attempt_at = ?,
+                    last_error = ?, delivered_at = ?
+                WHERE id = ? AND state = 'pending'
+                """,
+                (
+                    attempt.state,
+                    attempt.next_attempt_at,
+                    None if attempt.ok else attempt.detail,
+                    attempt.attempted_at if attempt.ok else None,
+                    attempt.delivery_id,
+                ),
+            )
+        return True
+
+    def redeliver(self, delivery_id: str, now: float) -> Delivery | None:
+        """Queue a delivery again under the same id; None if there is no such delivery."""
+        with self._transaction() as conn:
+            conn.execute(
+                """
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, queued_at = ?,
+                                      delivered_at = NULL
+                WHERE id = ?
+                """,
+                (now, now, delivery_id),
+            )
+        found = self.deliveries(delivery_id=delivery_id)
+        return found[0] if found else None
+
+    def redeliver_matching(
+        self,
+        state: str,
+        now: float,
+        *,
+        callback: str | None = None,
+        job_id: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        dry_run: bool = False,
+        at_most: int | None = None,
+    ) -> BulkRedelivery:
+        """Queue again, in one transaction, every delivery in ``state`` matching the
+        filters (created at or after ``created_after``, before ``created_before``).
+
+        Nothing changes on a dry run or when more than ``at_most`` match.
+        """
+        where, params = filters(state=state, callback=callback, job_id=job_id)
+        if created_after is not None:
+            where, params = f"{where} AND created_at >= ?", [*params, created_after]
+        if created_before is not None:
+            where, params = f"{where} AND created_at < ?", [*params, created_before]
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id",
+                params,
+            ).fetchall()
+            found = [delivery_row(row) for row in rows]
+            if dry_run or (at_most is not None and len(found) > at_most):
+                return BulkRedelivery(found, queued=False)
+            conn.execute(
+                f"""
+                UPDATE deliveries SET state = 'pending', next_attempt_at = ?, queued_at = ?,
+                                      delivered_at = NULL
+                {where}
+                """,
+                [now, now, *params],
+            )
+        return BulkRedelivery(requeued(found, now), queued=True)
+
+    def deliveries(
+        self,
+        state: str | None = None,
+        job_id: str | None = None,
+        delivery_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+        callback: str | None = None,
+    ) -> list[Delivery]:
+        """The outbox, optionally filtered, oldest first (then by id)."""
+        where, params = filters(state=state, job_id=job_id, id=delivery_id, callback=callback)
+        where, params = keyset(where, params, "created_at", after)
+        rows = self._query(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id LIMIT ?",
+            [*params, -1 if limit is None else limit],
+        )
+        return [delivery_row(row) for row in rows]
+
+    def attempts(self, delivery_id: str) -> list[AttemptRecord]:
+        """Every attempt at a delivery, oldest first."""
+        rows = self._query(
+            "SELECT attempted_at, duration, ok, detail FROM attempts WHERE delivery_id = ?"
+            " ORDER BY attempted_at",
+            (delivery_id,),
+        )
+        return [AttemptRecord(row[0], row[1], bool(row[2]), row[3]) for row in rows]
+
+    def add_event(self, job_id: str | None, event: NewEvent, now: float) -> int:
+        """Put one event (an operational alert: no job) in the outbox."""
+        with self._transaction() as conn:
+            return enqueue(conn, job_id, event, now)
