@@ -17,6 +17,8 @@ ones: several stores (daemons) with their own instances on one database.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -1061,6 +1063,82 @@ def test_pg_migrations_run_once_when_daemons_start_together(postgres_url: str) -
     finally:
         for store in stores:
             store.close()
+
+
+# Each process imports the store, says it is ready, then opens the state file as soon
+# as the parent creates the "go" file: all of them at once.
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from notifier.store import SqliteStore
+state, ready, go = (Path(arg) for arg in sys.argv[1:])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+SqliteStore(state).close()
+"""
+
+
+def _open_at_once(state: Path, processes: int) -> list[tuple[int, str]]:
+    """Open ``state`` from ``processes`` processes at once; their exit codes and stderr."""
+    go = state.with_name("go")
+    started = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _OPEN_AT_ONCE,
+                str(state),
+                str(state.with_name(f"ready{n}")),
+                str(go),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(processes)
+    ]
+    try:
+        wait_until(
+            lambda: all(state.with_name(f"ready{n}").exists() for n in range(processes)),
+            timeout=60,
+        )
+        go.touch()
+        return [(p.wait(timeout=60), p.communicate()[1]) for p in started]
+    finally:
+        for p in started:
+            p.kill()
+
+
+def _schema(path: Path) -> tuple[int, list[Any]]:
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version, conn.execute(
+            "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("steps_done", [0, 4])
+def test_sqlite_migrations_run_once_when_processes_open_the_file_together(
+    tmp_path: Path, steps_done: int
+) -> None:
+    """A daemon and ``status`` runs opening a new (or older) state file at once: each
+    step is applied once, by whichever gets the write lock first, and none fails."""
+    reference = tmp_path / "reference" / "state.db"
+    SqliteStore(reference).close()
+    state = tmp_path / "race" / "state.db"
+    state.parent.mkdir()
+    if steps_done:
+        conn = sqlite3.connect(state, isolation_level=None)
+        for number, _, sql in migrations("sqlite")[:steps_done]:
+            conn.executescript(f"{sql}\nPRAGMA user_version = {number};")
+        conn.close()
+    results = _open_at_once(state, 8)
+    assert [code for code, _ in results] == [0] * 8, [err for _, err in results]
+    assert _schema(state) == _schema(reference)
+    assert _schema(state)[0] == migrations("sqlite")[-1][0]
 
 
 def test_pg_the_rate_cap_is_shared_by_all_instances(pg: Callable[..., PostgresStore]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,19 @@ from notifier.store.schema import migrations
 from notifier.store.shared import Summaries
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script one by one, to run inside a transaction of ours
+    (``executescript`` would commit it first)."""
+    statement = ""
+    for piece in re.split(r"(?<=;)", script):
+        statement += piece
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement
 
 
 class SqliteConnection(Summaries):
@@ -41,26 +55,30 @@ class SqliteConnection(Summaries):
             raise StoreError(f"cannot use state file {path}: {exc}") from None
 
     def migrate(self) -> int:
-        """Apply the numbered steps not yet applied (``PRAGMA user_version`` counts them)."""
-        applied = 0
+        """Apply the numbered steps not yet applied (``PRAGMA user_version`` counts them).
+
+        One ``BEGIN IMMEDIATE`` transaction re-reads the version under the write lock and
+        applies every missing step, so processes that open a new state file at once (a
+        daemon starting, a ``status`` run beside it) apply each step exactly once.
+        """
+        steps = migrations("sqlite")
         try:
-            conn = self._conn()
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, _, sql in migrations("sqlite"):
-                if number <= current:
-                    continue
-                try:
-                    conn.executescript(
-                        f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
-                    )
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                applied += 1
+            if self._version() >= steps[-1][0]:
+                return 0
+            with self._transaction() as conn:
+                pending = [(number, sql) for number, _, sql in steps if number > self._version()]
+                for _, sql in pending:
+                    for statement in statements(sql):
+                        conn.execute(statement)
+                if pending:
+                    conn.execute(f"PRAGMA user_version = {pending[-1][0]}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot use state file {self.path}: {exc}") from None
-        return applied
+        return len(pending)
+
+    def _version(self) -> int:
+        version: int = self._conn().execute("PRAGMA user_version").fetchone()[0]
+        return version
 
     # --- connections and transactions ---------------------------------------------
 
