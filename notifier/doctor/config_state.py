@@ -12,7 +12,7 @@ from pathlib import Path
 from notifier.config import Config, ConfigError, load_config, secrets_of, silent_jobs
 from notifier.doctor.report import Check, fail, ok, warn
 from notifier.logs import redact
-from notifier.store.base import migrations
+from notifier.store.schema import migrations
 
 _KEY_PATH = re.compile(r"^[\w\[\].-]+(?=[: (])")
 
