@@ -31,11 +31,18 @@ from pydantic import (
 
 from notifier import callback_urls
 from notifier.channels import REGISTRY, CallbackSettings
-from notifier.channels.base import empty_as_none
-from notifier.channels.webhook import SigningSecret, check_http_url
+from notifier.channels.base import (
+    BEARER_HINT,
+    DATASAUR_HINT,
+    SIGNING_HINT,
+    not_blank,
+)
+from notifier.channels.webhook import SigningSecret, check_http_url, masked
 from notifier.client_cert import ClientCert, ClientCertError
 from notifier.durations import parse_duration
 from notifier.events import JobStatus
+from notifier.problems import key_path as key_path
+from notifier.problems import validation_problems, yaml_problem
 
 DEFAULT_CONFIG_PATH = Path("/etc/datasaur-notifier/config.yaml")
 DEFAULT_ON_STATUS = (JobStatus.DELIVERED, JobStatus.FAILED)
@@ -63,8 +70,8 @@ class DatasaurSettings(_Section):
     graphql_url: HttpUrl = "https://app.datasaur.ai/graphql"
     token_url: HttpUrl | None = None
     client_id: str | None = None
-    client_secret: SecretStr | None = None
-    token: SecretStr | None = None
+    client_secret: Annotated[SecretStr, BeforeValidator(not_blank(DATASAUR_HINT))] | None = None
+    token: Annotated[SecretStr, BeforeValidator(not_blank(DATASAUR_HINT))] | None = None
     timeout: Duration = Field(default=10.0, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000)
     max_requests_per_second: float = Field(default=5.0, gt=0)
@@ -163,14 +170,16 @@ class ApiToken(_Section):
     """One bearer token of the HTTP API; logs show its ``name``, never the token."""
 
     name: StrictStr = Field(min_length=1, max_length=64)
-    token: SecretStr
+    token: Annotated[SecretStr, BeforeValidator(not_blank(BEARER_HINT))]
     scope: Literal["read", "write"] = "read"
 
     @field_validator("token")
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"at least {MIN_TOKEN_LENGTH} characters (a random secret)")
+            raise ValueError(
+                f"at least {MIN_TOKEN_LENGTH} characters (a random secret: {BEARER_HINT})"
+            )
         return value
 
 
@@ -189,7 +198,7 @@ class ApiSettings(_Section):
     listen: StrictStr
     tokens: list[ApiToken] = Field(min_length=1)
     allow_callback_urls: list[Annotated[StrictStr, AfterValidator(check_prefix)]] = []
-    callback_secret: Annotated[SigningSecret | None, BeforeValidator(empty_as_none)] = None
+    callback_secret: SigningSecret | None = None
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -245,6 +254,8 @@ def check_state_url(value: Any) -> Any:
     """A libpq URL: ``postgresql://`` or ``postgres://``."""
     if isinstance(value, str) and urlsplit(value).scheme not in ("postgresql", "postgres"):
         raise ValueError("not a PostgreSQL URL (postgresql://user:password@host:5432/dbname)")
+    if isinstance(value, str) and re.search(r"\s", value):
+        raise ValueError(f"not a valid URL: {masked(value)!r} has a space (percent-encode it)")
     return value
 
 
@@ -354,14 +365,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def key_path(loc: tuple[Any, ...]) -> str:
-    """``("jobs", 0, "id")`` -> ``jobs[0].id``."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
 def read_secret_file(kind: str, ref: str, environ: Mapping[str, str]) -> tuple[str, str | None]:
     """Read ``${file:/path}`` or ``${credential:NAME}``: ``(content, None)`` or ``("", problem)``.
 
@@ -397,6 +400,18 @@ def read_secret_file(kind: str, ref: str, environ: Mapping[str, str]) -> tuple[s
     return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text, None
 
 
+def secret_hint(loc: tuple[Any, ...]) -> str:
+    """How to make the value the key at ``loc`` needs."""
+    names = [part for part in loc if isinstance(part, str)]
+    if names[:1] == ["datasaur"]:
+        return DATASAUR_HINT
+    if names[:2] == ["api", "tokens"]:
+        return BEARER_HINT
+    if names and names[-1] in ("secret", "callback_secret"):
+        return SIGNING_HINT
+    return "write the value into it"
+
+
 def expand_variables(
     value: Any, environ: Mapping[str, str], problems: list[str], loc: tuple[Any, ...] = ()
 ) -> Any:
@@ -416,6 +431,8 @@ def expand_variables(
         name, default, ref = match.group("name", "default", "ref")
         if ref is not None:
             content, problem = read_secret_file(name, ref, environ)
+            if problem is None and not content.strip():
+                problem = f"${{{name}:{ref}}} is empty: {secret_hint(loc)}"
             if problem:
                 problems.append(f"{key_path(loc)}: {problem}")
             return content
@@ -427,49 +444,6 @@ def expand_variables(
         return ""
 
     return _VARIABLE.sub(substitute, value)
-
-
-def _message(error: Any) -> str:
-    kind, message = error["type"], error["msg"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    if kind == "enum":
-        expected = ", ".join(status.value for status in JobStatus)
-        return f"unknown status {error['input']!r} (expected one of {expected})"
-    if kind == "union_tag_invalid":
-        return f"unknown callback type {error['input'].get('type')!r} (known: {_known_types()})"
-    if kind == "union_tag_not_found":
-        return f"type: required (one of {_known_types()})"
-    if kind == "invalid_key":
-        return (
-            f"key {error['input']!r} is not a string (YAML reads unquoted on/off/yes/no"
-            " as booleans: quote the key)"
-        )
-    return str(message).removeprefix("Value error, ")
-
-
-def _known_types() -> str:
-    return ", ".join(sorted(REGISTRY))
-
-
-def _validation_problems(exc: ValidationError) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        loc = _without_union_tag(error["loc"])
-        if error["type"] == "invalid_key":
-            loc = loc[:-1]  # pydantic puts the offending key itself (True -> 1) last
-        path = key_path(loc)
-        problems.append(f"{path}: {_message(error)}" if path else _message(error))
-    return problems
-
-
-def _without_union_tag(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the discriminator pydantic inserts: ``callbacks.x.webhook.url`` -> ``...x.url``."""
-    if len(loc) >= 3 and loc[0] == "callbacks" and loc[2] in REGISTRY:
-        return loc[:2] + loc[3:]
-    return loc
 
 
 def _cross_check(raw: dict[str, Any]) -> list[str]:
@@ -530,7 +504,7 @@ def _read_mapping(text: str, source: str) -> dict[Any, Any]:
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [_yaml_problem(exc)]) from None
+        raise ConfigError(source, [yaml_problem(exc)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -551,7 +525,7 @@ def parse_config(
     except ValidationError as exc:
         # A value that could not be expanded is reported once, not again as invalid.
         unexpanded = tuple(problem.split(": ", 1)[0] + ": " for problem in problems)
-        problems.extend(p for p in _validation_problems(exc) if not p.startswith(unexpanded))
+        problems.extend(p for p in validation_problems(exc, Config) if not p.startswith(unexpanded))
     problems.extend(_cross_check(raw))
     if problems or config is None:
         raise ConfigError(source, problems)
@@ -574,18 +548,10 @@ def parse_state_view(
     try:
         state = StateView.model_validate(view)
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc))
+        problems.extend(validation_problems(exc, StateView))
     if problems:
         raise ConfigError(source, problems)
     return state
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is not None and "line" not in problem:
-        return f"line {mark.line + 1}, column {mark.column + 1}: YAML error: {problem}"
-    return f"YAML error: {problem}"
 
 
 def _read(path: Path) -> str:

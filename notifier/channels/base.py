@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,23 @@ REGISTRY: dict[str, type[Channel]] = {}
 def empty_as_none(value: object) -> object:
     """``${VAR:-}`` expands to ""; for optional settings that means "not set"."""
     return None if value == "" else value
+
+
+SIGNING_HINT = "make one with `datasaur-notifier gen-secret`"
+BEARER_HINT = "make one with `datasaur-notifier gen-token`"
+DATASAUR_HINT = "Datasaur makes it: its profile menu, Generate OAuth credentials"
+
+
+def not_blank(hint: str) -> Callable[[object], object]:
+    """A before-validator: an empty or whitespace-only secret is a mistake, never "unset"
+    (an empty signing secret would send unsigned webhooks); ``hint`` says how to make one."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"empty: {hint}")
+        return value
+
+    return check
 
 
 EVENT_TYPES = (

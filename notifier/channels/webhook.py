@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Annotated, Any, Literal, cast
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -21,19 +23,49 @@ from pydantic import (
 
 from notifier import __version__, signing, templating
 from notifier.backoff import parse_retry_after
-from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none, host_of
+from notifier.channels.base import (
+    SIGNING_HINT,
+    CallbackSettings,
+    Channel,
+    Outcome,
+    host_of,
+    not_blank,
+)
 from notifier.errors import describe_error
 from notifier.events import sample_payload
 
 USER_AGENT = f"datasaur-notifier/{__version__}"
 
 
+# Never valid in a URL as written (RFC 3986): they must be percent-encoded.
+_UNSAFE = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f\x7f]")
+
+
 def check_http_url(value: str) -> str:
-    """Accept only absolute http(s) URLs with a host."""
+    """Accept only absolute http(s) URLs with a host, a valid port and no character that
+    must be percent-encoded (a space, say); the problem shows the value, password masked."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("not an http(s) URL")
+        raise ValueError(f"not an http(s) URL: {masked(value)!r}")
+    if found := _UNSAFE.search(shown := masked(value)):
+        raise ValueError(
+            f"not a valid URL: {shown!r} has {found.group()!r} at position"
+            f" {found.start() + 1} (percent-encode it, e.g. a space as %20)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"not a valid URL: {masked(value)!r}: bad port") from None
     return value
+
+
+def masked(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def check_secret(value: SecretStr) -> SecretStr:
@@ -42,7 +74,9 @@ def check_secret(value: SecretStr) -> SecretStr:
     return value
 
 
-SigningSecret = Annotated[SecretStr, AfterValidator(check_secret)]
+SigningSecret = Annotated[
+    SecretStr, BeforeValidator(not_blank(SIGNING_HINT)), AfterValidator(check_secret)
+]
 
 
 class WebhookSettings(CallbackSettings):
@@ -68,7 +102,6 @@ class WebhookSettings(CallbackSettings):
         cls, value: object, handler: ValidatorFunctionWrapHandler
     ) -> tuple[SecretStr, ...] | None:
         """A list is checked item by item (``secret[1]: ...``), a single value at ``secret``."""
-        value = empty_as_none(value)
         if value is None:
             return None
         if isinstance(value, list):

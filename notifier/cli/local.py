@@ -1,8 +1,10 @@
-"""Commands that need no config: ``demo``, ``simulate``."""
+"""Commands that need no config: ``demo``, ``simulate``, ``gen-secret``, ``gen-token``."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import secrets
 
 from notifier.cli.base import OK, Command
 
@@ -21,6 +23,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     serve(
         args.host, args.port, auto_finish_after=args.finish_after, legacy_schema=args.legacy_schema
     )
+    return OK
+
+
+SIGNING_KEY_BYTES = 32  # Standard Webhooks: 24 to 64 bytes
+API_TOKEN_BYTES = 32  # 43 characters of URL-safe base64
+
+
+def cmd_gen_secret(args: argparse.Namespace) -> int:
+    """Print a fresh webhook signing secret (``whsec_`` + base64 of 32 random bytes)."""
+    print("whsec_" + base64.b64encode(secrets.token_bytes(SIGNING_KEY_BYTES)).decode())
+    return OK
+
+
+def cmd_gen_token(args: argparse.Namespace) -> int:
+    """Print a fresh API token (43 URL-safe characters, 256 random bits)."""
+    print(secrets.token_urlsafe(API_TOKEN_BYTES))
     return OK
 
 
@@ -63,6 +81,18 @@ COMMANDS = [
         cmd_simulate,
         "Serve the Datasaur simulator (token + GraphQL).",
         _simulate_arguments,
+        needs="nothing",
+    ),
+    Command(
+        "gen-secret",
+        cmd_gen_secret,
+        "Print a fresh webhook signing secret (whsec_...) for a callback's secret.",
+        needs="nothing",
+    ),
+    Command(
+        "gen-token",
+        cmd_gen_token,
+        "Print a fresh 43-character token for api.tokens.",
         needs="nothing",
     ),
 ]

@@ -12,12 +12,15 @@ import sys
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from notifier import watchlist
 from notifier.cli.base import FAILURE, OK, Command, UsageError
 from notifier.cli.parsing import add_repeatable
 from notifier.cli.state import open_state
 from notifier.config import JobSpec, StateView, unknown_callback
 from notifier.events import JobStatus
+from notifier.problems import validation_problems
 from notifier.store import Store, WatchedJob
 
 STATUSES = [status.value for status in JobStatus]
@@ -69,8 +72,8 @@ def _watch_one(store: Store, job_id: str, given: dict[str, Any], now: float) -> 
     del fields["callback_url"]  # the API's alone: kept as stored
     try:
         spec = JobSpec.model_validate(fields)
-    except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[-1].strip()) from None
+    except ValidationError as exc:
+        raise UsageError("; ".join(validation_problems(exc, JobSpec))) from None
     job = store.watch(spec, now)
     if known is None:
         return f"watching {job.id} (state {job.state})" + (f" as {job.name!r}" if job.name else "")
