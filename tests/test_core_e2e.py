@@ -616,14 +616,19 @@ def test_console_script_and_python_m_are_the_same_cli(tmp_path: Path) -> None:
     for result in (script_version, module_version):
         assert result.returncode == 0
         assert result.stdout.strip() == f"datasaur-notifier {__version__}"
-    assert usage.returncode == 2
+    assert usage.returncode == 2  # no command: the help, on stdout
+    assert usage.stdout.startswith("usage: datasaur-notifier") and "check-config" in usage.stdout
 
 
 def test_status_and_deliveries_json_on_a_fresh_state(tmp_path: Path) -> None:
     path = write_config(tmp_path / "config.yaml", valid_config(tmp_path))
+    result = cli(path, "status", "--json")  # a read creates no state: one line, exit 1
+    assert result.returncode == 1 and "no state file at" in result.stderr
+    assert not (tmp_path / "state").exists()
+    assert cli(path, "migrate").returncode == 0
     result = cli(path, "status", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"jobs": []}
+    assert json.loads(result.stdout) == {"jobs": [], "paused_callbacks": []}
     result = cli(path, "deliveries", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"deliveries": []}
+    assert json.loads(result.stdout) == {"deliveries": [], "paused_callbacks": []}

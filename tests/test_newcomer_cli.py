@@ -102,7 +102,7 @@ def test_the_program_alone_prints_the_help(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "notifier"], capture_output=True, text=True, timeout=60, check=False
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # a usage error: no command
     assert result.stdout.startswith("usage: datasaur-notifier")
     assert "check-config" in result.stdout and "watch" in result.stdout
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from notifier import logs
-from notifier.cli.base import FAILURE, OK, USAGE, UsageError
+from notifier.cli.base import FAILURE, USAGE, UsageError
 from notifier.cli.commands import parser
 from notifier.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, load_state_view
 from notifier.store import StoreError
@@ -25,9 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m notifier``."""
     command_line = parser()
     args = command_line.parse_args(argv)
-    if args.command is None:  # `datasaur-notifier` alone
+    if args.command is None:  # `datasaur-notifier` alone: the help, and 2 (no command)
         command_line.print_help()
-        return OK
+        return USAGE
     args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
     try:
         logs.setup(getattr(args, "log_format", None) or logs.format_from_environment())
