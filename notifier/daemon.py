@@ -359,7 +359,8 @@ class Daemon:
         pruned = self.store.housekeeping(time.time(), self.config.retention)
         if any(pruned):
             log.info(
-                "retention: removed %d finished jobs, %d deliveries and %d attempts older than %s",
+                "retention: removed %d finished jobs, %d deliveries, %d attempts and %d feed"
+                " events older than %s",
                 *pruned,
                 format_duration(self.config.retention),
             )

@@ -4,9 +4,10 @@ One protocol (:class:`Store`, in :mod:`notifier.store.base`; its rows in
 :mod:`notifier.store.rows`) and one package per database, a module per concern
 inside: :mod:`notifier.store.sqlite` (the embedded default, one daemon) and
 :mod:`notifier.store.postgres` (several daemons sharing the work by leases). What
-both share: :mod:`~notifier.store.columns` (the columns and their decoders) and
-:mod:`~notifier.store.shared` (health rule, retention, summaries). Each backend's
-schema is a list of numbered SQL steps under ``migrations/<backend>/``
+both share: :mod:`~notifier.store.columns` (the columns and their decoders),
+:mod:`~notifier.store.shared` (health rule, retention, summaries) and
+:mod:`~notifier.store.feed` (the event log's rows). Each backend's schema is a list of
+numbered SQL steps under ``migrations/<backend>/``
 (:mod:`~notifier.store.schema`).
 """
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.config import StateLocation
 from notifier.store.base import Store, StoreError
+from notifier.store.feed import FeedBounds, FeedEvent, FeedFilter, FeedPage
 from notifier.store.rows import (
     DELIVERY_STATES,
     JOB_STATES,
@@ -56,6 +58,10 @@ __all__ = [
     "CallbackHealth",
     "Cursor",
     "Delivery",
+    "FeedBounds",
+    "FeedEvent",
+    "FeedFilter",
+    "FeedPage",
     "HealthChange",
     "Instance",
     "InstanceRecord",

@@ -220,6 +220,7 @@ class PruneCounts(NamedTuple):
     jobs: int = 0
     deliveries: int = 0
     attempts: int = 0
+    events: int = 0
 
     def __add__(self, other: object) -> PruneCounts:
         assert isinstance(other, PruneCounts)

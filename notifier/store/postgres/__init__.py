@@ -19,12 +19,13 @@ One module per concern: ``connection`` (the pool, times, migrations), ``jobs`` (
 watch list), ``claims`` (leased claims and the poll writes they fence), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``leases`` (heartbeats and
 lease renewal), ``maintenance`` (housekeeping, retention), ``ratelimit`` (the shared
-Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``).
+Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (the event log).
 """
 
 from __future__ import annotations
 
 from notifier.store.postgres.claims import PostgresClaims
+from notifier.store.postgres.feed import PostgresFeed
 from notifier.store.postgres.health import PostgresHealth
 from notifier.store.postgres.importer import ImportCounts, PostgresImport
 from notifier.store.postgres.jobs import PostgresJobs
@@ -47,5 +48,6 @@ class PostgresStore(
     PostgresRateLimit,
     PostgresListener,
     PostgresImport,
+    PostgresFeed,
 ):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from notifier.store.postgres.connection import AT, HOUSEKEEPING_LOCK, NOW, PostgresConnection, at
+from notifier.store.postgres.feed import prune as prune_events
 from notifier.store.rows import PruneCounts
 from notifier.store.shared import PRUNABLE_JOBS, PRUNE_BATCH, PRUNE_BATCHES
 
@@ -41,8 +42,9 @@ class PostgresMaintenance(PostgresConnection):
                 if not retention:
                     return total
                 counts, more = self._prune(conn, now - retention)
-            total += counts
-            if not more:
+                events = prune_events(conn, now - retention, PRUNE_BATCH)
+            total += counts + PruneCounts(events=events)
+            if not more and events < PRUNE_BATCH:
                 break
         return total
 

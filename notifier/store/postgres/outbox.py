@@ -16,7 +16,9 @@ from notifier.store.columns import (
     requeued,
     target_url,
 )
+from notifier.store.feed import event_ids, log_row
 from notifier.store.postgres.connection import AT, CHANNEL, PostgresConnection, at, returned
+from notifier.store.postgres.feed import append as append_events
 from notifier.store.rows import (
     Attempt,
     AttemptRecord,
@@ -31,18 +33,29 @@ log = logging.getLogger("notifier.store.postgres")
 
 
 def enqueue(cur: psycopg.Cursor[Any], events: Sequence[tuple[str | None, NewEvent, float]]) -> int:
-    """Put each event in the outbox once per callback and wake the other daemons;
-    returns how many rows are new."""
+    """Put each event in the outbox once per callback, wake the other daemons and append
+    the events to the event log (last: see :mod:`~notifier.store.postgres.feed`);
+    returns how many outbox rows are new."""
     base = time.time()
+    ids = event_ids(events)
     rows = [
-        (new_delivery_id(), job_id, callback, event.event, payload_text(event.payload),
-         at(now, base), at(now, base), at(now, base), target_url(event, callback),
-         event.occurrence)
-        for job_id, event, now in events
-        for callback in event.callbacks
+        (event_id if index == 0 else new_delivery_id(), job_id, callback, event.event,
+         payload_text(event.payload), at(now, base), at(now, base), at(now, base),
+         target_url(event, callback), event.occurrence)
+        for event_id, (job_id, event, now) in zip(ids, events, strict=True)
+        for index, callback in enumerate(event.callbacks)
     ]  # fmt: skip
-    if not rows:
-        return 0
+    created = _insert(cur, rows) if rows else 0
+    append_events(
+        cur,
+        [(*log_row(event_id, job_id, event), now)
+         for event_id, (job_id, event, now) in zip(ids, events, strict=True)],
+        base,
+    )  # fmt: skip
+    return created
+
+
+def _insert(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> int:
     cur.executemany(
         f"""
         INSERT INTO deliveries (id, job_id, callback, event, payload, state, created_at,

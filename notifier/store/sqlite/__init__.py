@@ -8,11 +8,12 @@ reads and the delivery lanes keep their in-flight ids in memory.
 One module per concern: ``connection`` (connections, transactions, migrations),
 ``jobs`` (the watch list), ``polls`` (claims and poll writes), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``instances`` (heartbeat,
-rate limit), ``maintenance`` (retention, backup).
+rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log).
 """
 
 from __future__ import annotations
 
+from notifier.store.sqlite.feed import SqliteFeed
 from notifier.store.sqlite.health import SqliteHealth
 from notifier.store.sqlite.instances import SqliteInstances
 from notifier.store.sqlite.jobs import SqliteJobs
@@ -24,6 +25,12 @@ __all__ = ["SqliteStore"]
 
 
 class SqliteStore(
-    SqliteJobs, SqlitePolls, SqliteOutbox, SqliteHealth, SqliteInstances, SqliteMaintenance
+    SqliteJobs,
+    SqlitePolls,
+    SqliteOutbox,
+    SqliteHealth,
+    SqliteInstances,
+    SqliteMaintenance,
+    SqliteFeed,
 ):
     """:class:`~notifier.store.base.Store` on one SQLite file in WAL mode."""

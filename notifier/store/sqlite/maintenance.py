@@ -10,13 +10,15 @@ from notifier.store.base import StoreError
 from notifier.store.rows import PruneCounts
 from notifier.store.shared import PRUNABLE_JOBS, PRUNE_BATCH, PRUNE_BATCHES
 from notifier.store.sqlite.connection import SqliteConnection
+from notifier.store.sqlite.feed import prune as prune_events
 
 
 class SqliteMaintenance(SqliteConnection):
     """Pruning old rows and copying the file while the daemon runs."""
 
     def housekeeping(self, now: float, retention: float) -> PruneCounts:
-        """Apply retention, a few small transactions at a time."""
+        """Apply retention (finished jobs with their deliveries, then the event log), a few
+        small transactions at a time."""
         total = PruneCounts()
         if not retention:
             return total
@@ -41,6 +43,12 @@ class SqliteMaintenance(SqliteConnection):
                 )
             total += counts
             if len(ids) < PRUNE_BATCH:
+                break
+        for _ in range(PRUNE_BATCHES):
+            with self._transaction() as conn:
+                removed = prune_events(conn, now - retention, PRUNE_BATCH)
+            total += PruneCounts(events=removed)
+            if removed < PRUNE_BATCH:
                 break
         return total
 

@@ -12,6 +12,7 @@ from notifier.store.columns import (
     requeued,
     target_url,
 )
+from notifier.store.feed import log_row
 from notifier.store.rows import (
     Attempt,
     AttemptRecord,
@@ -22,17 +23,21 @@ from notifier.store.rows import (
     new_delivery_id,
 )
 from notifier.store.sqlite.connection import SqliteConnection
+from notifier.store.sqlite.feed import append as append_events
 from notifier.store.sqlite.filters import filters, keyset
 
 
 def enqueue(conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: float) -> int:
-    """Put ``event`` in the outbox once per callback; returns how many rows are new."""
+    """Put ``event`` in the outbox once per callback and append it to the event log;
+    returns how many outbox rows are new."""
     payload = payload_text(event.payload)
+    event_id = new_delivery_id()
     rows = [
-        (new_delivery_id(), job_id, callback, event.event, payload, now, now, now,
-         target_url(event, callback), event.occurrence)
-        for callback in event.callbacks
+        (event_id if index == 0 else new_delivery_id(), job_id, callback, event.event, payload,
+         now, now, now, target_url(event, callback), event.occurrence)
+        for index, callback in enumerate(event.callbacks)
     ]  # fmt: skip
+    append_events(conn, [log_row(event_id, job_id, event)], now)
     before = conn.total_changes
     conn.executemany(
         """
