@@ -199,6 +199,8 @@ class ApiSettings(_Section):
     tokens: list[ApiToken] = Field(min_length=1)
     allow_callback_urls: list[Annotated[StrictStr, AfterValidator(check_prefix)]] = []
     callback_secret: SigningSecret | None = None
+    # Long-polls and event streams held at once (each holds a thread of its own).
+    max_waiters: int = Field(default=64, ge=1, le=1024)
 
     @field_validator("listen", mode="before")
     @classmethod

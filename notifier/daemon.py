@@ -245,7 +245,9 @@ class Daemon:
         self.api_server: ApiServer | None = None
         if config.api is not None:
             self.api = Api(self.store, config.api, config.callbacks, self.health)
-            self.api_server = ApiServer(self.api.wsgi(), config.api.host, config.api.port)
+            self.api_server = ApiServer(
+                self.api.wsgi(), config.api.host, config.api.port, config.api.max_waiters
+            )
             self.api_server.start()
         self.metrics: MetricsServer | None = None
         if self.metrics_port is not None:
@@ -366,7 +368,10 @@ class Daemon:
             )
 
     def _wake_delivery(self) -> None:
-        """New outbox rows (ours, or another daemon's NOTIFY): open their lanes, send."""
+        """New outbox rows (ours, or another daemon's NOTIFY): open their lanes, send;
+        held feed readers look at once."""
+        if self.api is not None:
+            self.api.feed.poke()
         if time.monotonic() >= self.store_retry_at:
             self.dispatcher.refresh()
             self.dispatcher.tick()
@@ -459,6 +464,8 @@ class Daemon:
         stopper.join()
         if self.metrics is not None:
             self.metrics.stop()
+        if self.api is not None:
+            self.api.feed.stop()
         if self.api_server is not None:
             self.api_server.stop()
         try:

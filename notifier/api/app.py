@@ -22,6 +22,7 @@ import falcon
 
 from notifier import callback_urls, watchlist
 from notifier.api import models, static
+from notifier.api.feed import Feed
 from notifier.api.parsing import (
     ApiError,
     detail,
@@ -115,6 +116,7 @@ class Api:
         self.health = health
         self.clock = clock
         self.failures = FailedLogins()
+        self.feed = Feed(store, settings.max_waiters)
         self.reconfigure(settings, callbacks)
 
     def reconfigure(self, settings: ApiSettings, callbacks: Mapping[str, CallbackSettings]) -> None:
@@ -334,6 +336,8 @@ class Api:
             ("/v1/deliveries", "get"): self.list_deliveries,
             ("/v1/deliveries/{delivery_id}/redeliver", "post"): self.redeliver,
             ("/v1/callbacks", "get"): self.list_callbacks,
+            ("/v1/events", "get"): self.feed.events,
+            ("/v1/events/stream", "get"): self.feed.stream,
         }
         resources: dict[str, _Resource] = {}
         for endpoint in models.ENDPOINTS:
@@ -410,7 +414,7 @@ def merge(job: WatchedJob | None, body: models.JobRegistration) -> dict[str, Any
 def _send_error(resp: falcon.Response, error: ApiError) -> None:
     resp.status = error.status
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = json.dumps({"error": error.message, "details": error.details})
+    resp.text = json.dumps({"error": error.message, "details": error.details, **error.body})
     for name, value in error.headers.items():
         resp.set_header(name, value)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from pydantic.json_schema import models_json_schema
 
 from notifier import __version__
+from notifier.api.feed_models import EventPage, EventsQuery, Gone, StreamQuery
 from notifier.events import JobStatus
 from notifier.store import DELIVERY_STATES, JOB_STATES, Cursor
 
@@ -292,6 +293,13 @@ ENDPOINTS = (
              path_params=("delivery_id",)),
     Endpoint("/v1/callbacks", "get", "Each callback's pending and dead deliveries and health",
              "read", {200: CallbackList, **_AUTH_ERRORS}),
+    Endpoint("/v1/events", "get", "The event feed: every event recorded, in order, after a cursor;"
+             " held up to wait for one", "read",
+             {200: EventPage, 410: Gone, 422: Error, 503: Error, **_AUTH_ERRORS},
+             query=EventsQuery),
+    Endpoint("/v1/events/stream", "get", "The event feed as Server-Sent Events (text/event-stream;"
+             " Last-Event-ID resumes)", "read",
+             {200: None, 410: Gone, 422: Error, 503: Error, **_AUTH_ERRORS}, query=StreamQuery),
 )  # fmt: skip
 
 
@@ -329,6 +337,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
             response["content"] = {"application/json": {"schema": _ref(model)}}
         elif endpoint.path == "/healthz":
             response["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        elif endpoint.path == "/v1/events/stream":
+            response["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
         else:
             response["content"] = {"application/json": {"schema": {"type": "object"}}}
         operation["responses"][str(status)] = response
@@ -345,9 +355,10 @@ _DESCRIPTIONS = {
     404: "Not found",
     413: "The body is over 64 KiB",
     415: "The content type is not application/json",
+    410: "The cursor is older than the oldest event kept",
     422: "The request does not validate",
     429: "Too many failed authentications from this address",
-    503: "Unhealthy",
+    503: "Unhealthy, or the store or every waiter slot is busy (see Retry-After)",
 }
 
 

@@ -27,7 +27,7 @@ Check = Callable[[dict[str, Any]], list[Detail]]
 
 
 class ApiError(Exception):
-    """An error answer: status, message, details, extra headers."""
+    """An error answer: status, message, details, extra headers and body fields."""
 
     def __init__(
         self,
@@ -35,8 +35,10 @@ class ApiError(Exception):
         message: str,
         details: list[Detail] | None = None,
         headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        self.body = dict(body or {})  # more fields of the answer (a 410's oldest_cursor)
         self.status = status
         self.message = message
         self.details = details or []

@@ -4,7 +4,9 @@ waitress reads requests asynchronously and hands only complete ones to its worke
 threads, so slow clients (slowloris) and floods of idle or garbage connections cost a
 socket each, not a worker; it bounds header and body sizes and the number of
 connections, and cuts idle connections. Polling and delivery run on other threads and
-share none of these limits.
+share none of these limits. The event feed's held long-polls and streams each keep a
+thread for their life: the pool has ``waiters`` more threads than :data:`WORKERS`, and
+the feed admits at most that many held requests (see :mod:`notifier.api.waiters`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ MAX_BODY_BYTES = 1024 * 1024  # the application answers 413 above 64 KiB itself
 class ApiServer:
     """Serves a WSGI application on ``host:port`` until :meth:`stop`."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, waiters: int = 0) -> None:
         server: Any = create_server(
             app,
             host=host,
             port=port,
-            threads=WORKERS,
+            threads=WORKERS + waiters,  # held long-polls never take the WORKERS'
+            send_bytes=1,  # a stream's events go out as they are written
             connection_limit=CONNECTION_LIMIT,
             channel_timeout=IDLE_TIMEOUT,
             cleanup_interval=1,
