@@ -194,15 +194,18 @@ def test_waiters_beyond_max_waiters_get_503_and_retention_gives_410(
     )
     held = [
         threading.Thread(
-            target=client.call, args=("GET", "/v1/events"), kwargs={"params": {"wait": "3s"}}
+            target=client.call, args=("GET", "/v1/events"), kwargs={"params": {"wait": "5s"}}
         )
         for _ in range(2)
     ]
     for thread in held:
         thread.start()
-    time.sleep(0.5)
-    refused = client.call("GET", "/v1/events", params={"wait": "3s"})
-    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+
+    def refused() -> str | None:  # once both are held: their Retry-After
+        answer = client.call("GET", "/v1/events", params={"wait": "0.1s"})
+        return answer.headers["Retry-After"] if answer.status_code == 503 else None
+
+    assert int(wait_until(refused, timeout=3)) >= 1
     assert client.call("GET", "/v1/events").status_code == 200  # not held: answered
     for thread in held:
         thread.join()
