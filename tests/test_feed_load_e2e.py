@@ -2,6 +2,8 @@
 without them; two daemons on PostgreSQL recording events at full speed while a reader
 follows the feed, which returns every event exactly once, in cursor order."""
 
+# ruff: noqa: F811  (pytest fixtures imported from other test modules, then requested)
+
 from __future__ import annotations
 
 import statistics
@@ -15,7 +17,6 @@ import requests
 
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
-from tests.support.daemon import DaemonProcess
 from tests.support.waiting import wait_until
 from tests.test_api_e2e import READ_TOKEN, Client, api_section, free_port
 from tests.test_cluster_e2e import (  # noqa: F401  (fixture)
@@ -49,15 +50,15 @@ def latencies(feed: Client, simulator: DatasaurSimulator, receiver: WebhookRecei
         job_id = f"{tag}-{n}"
         simulator.set_job(job_id, "IN_PROGRESS", 10)
         health.append(timed(lambda: requests.get(feed.base + "/healthz", timeout=10)))
-        registration.append(timed(lambda: register(feed, job_id)))  # noqa: B023
-        wait_until(lambda: status(feed, job_id) == "IN_PROGRESS", timeout=10)  # noqa: B023
+        registration.append(timed(lambda: register(feed, job_id)))
+        wait_until(lambda: status(feed, job_id) == "IN_PROGRESS", timeout=10)
         before = len(receiver.received)
         set_at = time.time()
         simulator.set_job(job_id, "DELIVERED", 100)
-        wait_until(lambda: len(receiver.received) > before, timeout=10)  # noqa: B023
+        wait_until(lambda: len(receiver.received) > before, timeout=10)
         notification.append(receiver.received[-1].received_at - set_at)
-    return {name: statistics.median(values) for name, values in
-            (("healthz", health), ("register", registration), ("notify", notification))}  # fmt: skip
+    measured = {"healthz": health, "register": registration, "notify": notification}
+    return {name: statistics.median(values) for name, values in measured.items()}
 
 
 def test_sixty_held_waiters_cost_the_api_and_notifications_under_100ms(
