@@ -1132,6 +1132,7 @@ def test_sqlite_migrations_run_once_when_processes_open_the_file_together(
     state.parent.mkdir()
     if steps_done:
         conn = sqlite3.connect(state, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")  # as every state file the daemon made
         for number, _, sql in migrations("sqlite")[:steps_done]:
             conn.executescript(f"{sql}\nPRAGMA user_version = {number};")
         conn.close()
