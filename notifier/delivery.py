@@ -86,6 +86,9 @@ class Lane:
             if self._closed or free <= 0:
                 return
             now = horizon = self.clock()
+            only = self._quiet_events(now)
+            if only == ():  # quiet hours hold every event
+                return
             if self.paused_at is not None:  # one probe at a time, one per max_backoff
                 every = self.settings.max_backoff
                 if self.in_flight or not self.store.claim_probe(self.channel.name, now, every):
@@ -95,12 +98,22 @@ class Lane:
             if tokens <= 0:
                 return
             busy = list(self.in_flight)
-            due = self.store.claim_deliveries(self.channel.name, horizon, tokens, busy)
+            due = self.store.claim_deliveries(
+                self.channel.name, horizon, tokens, busy, events=only
+            )
             if self.limiter is not None and len(due) < tokens:
                 self.limiter.give_back(tokens - len(due))
             for delivery in due:
                 self.in_flight.add(delivery.id)
                 self._pool.submit(self._send, delivery)
+
+    def _quiet_events(self, now: float) -> tuple[str, ...] | None:
+        """In the callback's quiet hours: the only events it may send (its
+        ``except_events``); else None (every event)."""
+        quiet = self.channel.settings.quiet_hours
+        if quiet is None or quiet.ends_at(now) is None:
+            return None
+        return quiet.except_events
 
     def _send(self, delivery: Delivery) -> None:
         try:
@@ -137,11 +150,16 @@ class Lane:
     def attempt(self, delivery: Delivery) -> Attempt:
         """Send once and work out the delivery's new state.
 
-        Time spent paused does not count toward ``give_up_after``.
+        Time spent paused, or waiting in quiet hours, does not count toward
+        ``give_up_after``.
         """
         started = self.clock()
-        if self.paused_at is not None:
-            delivery = replace(delivery, queued_at=delivery.queued_at + started - self.paused_at)
+        waited = 0.0 if self.paused_at is None else started - self.paused_at
+        quiet = self.channel.settings.quiet_hours
+        if quiet is not None and quiet.holds(delivery.event):
+            waited += quiet.overlap(delivery.queued_at, started)
+        if waited:
+            delivery = replace(delivery, queued_at=delivery.queued_at + waited)
         begun = time.monotonic()
         outcome = self.channel.deliver(delivery.id, delivery.payload, delivery.target_url)
         duration = time.monotonic() - begun

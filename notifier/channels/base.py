@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+
+from notifier.quiet_hours import QuietHours
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,24 @@ class CallbackSettings(BaseModel):
     """Common base of every callback's settings.
 
     ``rate_limit`` caps the callback's sends (its lane waits, nothing is dropped);
-    ``events`` keeps only these event types for it (default: all).
+    ``events`` keeps only these event types for it (default: all); ``quiet_hours``
+    holds its deliveries in a daily window (see :mod:`notifier.quiet_hours`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
     rate_limit: Annotated[float | None, BeforeValidator(parse_rate)] = None
     events: tuple[Literal[EVENT_TYPES], ...] | None = None  # type: ignore[valid-type]
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _known_exceptions(cls, value: QuietHours | None) -> QuietHours | None:
+        for name in () if value is None else value.except_events:
+            if name not in EVENT_TYPES:
+                known = ", ".join(EVENT_TYPES)
+                raise ValueError(f"except_events: unknown event {name!r} (known: {known})")
+        return value
 
     def target(self) -> str:
         """Where the callback points, to show people: a host, never a path or a secret."""
