@@ -135,6 +135,7 @@ class StoreCollector(Collector):
             oldest = self.store.oldest_pending()
             health = self.store.callback_health()
             instances = self.store.instances(time.time())
+            silenced = self.store.silenced_by_callback()
         except StoreError:
             return  # /healthz reports the outage; the counters still scrape
         jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
@@ -162,6 +163,14 @@ class StoreCollector(Collector):
             "Daemons sharing the state that heartbeat within their lease",
             value=sum(1 for instance in instances if instance.alive),
         )
+        held = GaugeMetricFamily(
+            "notifier_silenced_deliveries",
+            "Deliveries a silence holds, by callback",
+            labels=["callback"],
+        )
+        for name in sorted(set(self.callbacks()) | set(silenced)):
+            held.add_metric([name], silenced.get(name, 0))
+        yield held
 
 
 class Daemon:

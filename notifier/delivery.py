@@ -98,9 +98,7 @@ class Lane:
             if tokens <= 0:
                 return
             busy = list(self.in_flight)
-            due = self.store.claim_deliveries(
-                self.channel.name, horizon, tokens, busy, events=only
-            )
+            due = self.store.claim_deliveries(self.channel.name, horizon, tokens, busy, events=only)
             if self.limiter is not None and len(due) < tokens:
                 self.limiter.give_back(tokens - len(due))
             for delivery in due:
@@ -267,8 +265,14 @@ class Dispatcher:
             lane.paused_at = paused.get(name)
 
     def tick(self) -> None:
-        """Start every due delivery there is room for (paused lanes: a probe, if due)."""
-        for lane in list(self.lanes.values()):
+        """Hold what silences match and release what ended silences held, then start
+        every due delivery there is room for (paused lanes: a probe, if due)."""
+        lanes = list(self.lanes.values())
+        busy = [delivery_id for lane in lanes for delivery_id in lane.in_flight]
+        changed = self.store.sweep_silences(self.clock(), busy)
+        if changed:
+            log.info("silences: %d deliveries held or released", changed)
+        for lane in lanes:
             lane.fill()
 
     def _health_changed(self, change: HealthChange) -> None:

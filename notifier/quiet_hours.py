@@ -95,6 +95,4 @@ class QuietHours(BaseModel):
 
     def overlap(self, since: float, until: float) -> float:
         """Seconds of ``[since, until)`` spent in quiet hours."""
-        return sum(
-            min(end, until) - max(start, since) for start, end in self.windows(since, until)
-        )
+        return sum(min(end, until) - max(start, since) for start, end in self.windows(since, until))

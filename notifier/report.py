@@ -73,6 +73,7 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
         "delivered_at": _iso(delivery.delivered_at),
         "next_attempt_at": _iso(delivery.next_attempt_at if delivery.state == "pending" else None),
         "occurrence": delivery.occurrence,
+        "silence_id": delivery.silence_id,
     }
 
 
@@ -144,9 +145,7 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
             d.state,
             str(d.attempts),
             relative_time(d.created_at, now),
-            relative_time(d.delivered_at, now)
-            if d.state == "delivered"
-            else (relative_time(d.next_attempt_at, now) if d.state == "pending" else "-"),
+            _delivered_or_next(d, now),
             d.last_error or "",
         ]
         for d in deliveries
@@ -163,6 +162,17 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
         "LAST ERROR",
     ]
     return table(headers, rows) if rows else "no deliveries"
+
+
+def _delivered_or_next(delivery: Delivery, now: float) -> str:
+    """When it was delivered, when it is tried next, or the silence that holds it."""
+    if delivery.state == "delivered":
+        return relative_time(delivery.delivered_at, now)
+    if delivery.state == "pending":
+        return relative_time(delivery.next_attempt_at, now)
+    if delivery.state == "silenced":
+        return f"silence {delivery.silence_id}"
+    return "-"
 
 
 def instance_document(instance: InstanceRecord) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from notifier.api.parsing import (
     validate,
     validate_query,
 )
+from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
 from notifier.metrics import Health
@@ -338,6 +339,7 @@ class Api:
             ("/v1/callbacks", "get"): self.list_callbacks,
             ("/v1/events", "get"): self.feed.events,
             ("/v1/events/stream", "get"): self.feed.stream,
+            **SilenceHandlers(self).routes(),
         }
         resources: dict[str, _Resource] = {}
         for endpoint in models.ENDPOINTS:

@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from notifier import __version__
 from notifier.api.feed_models import EventPage, EventsQuery, Gone, StreamQuery
 from notifier.events import JobStatus
+from notifier.silences import SilenceRequest
 from notifier.store import DELIVERY_STATES, JOB_STATES, Cursor
 
 MAX_ID_LENGTH = 256
@@ -222,6 +223,30 @@ class CallbackList(BaseModel):
     callbacks: list[CallbackStatus]
 
 
+class SilenceDocument(BaseModel):
+    """A silence: ``callback`` or ``match``, its span, who added it and why."""
+
+    id: str
+    callback: str | None = None
+    match: dict[str, str] | None = None
+    starts_at: str
+    ends_at: str
+    author: str
+    comment: str
+
+
+class SilenceEnvelope(BaseModel):
+    """``{"silence": ...}``."""
+
+    silence: SilenceDocument
+
+
+class SilenceList(BaseModel):
+    """Every silence kept: active ones and those ended within 7 days."""
+
+    silences: list[SilenceDocument]
+
+
 class WhoAmI(BaseModel):
     """The token's name and what it may do."""
 
@@ -300,6 +325,15 @@ ENDPOINTS = (
     Endpoint("/v1/events/stream", "get", "The event feed as Server-Sent Events (text/event-stream;"
              " Last-Event-ID resumes)", "read",
              {200: None, 410: Gone, 422: Error, 503: Error, **_AUTH_ERRORS}, query=StreamQuery),
+    Endpoint("/v1/silences", "post", "Hold deliveries by callback or labels for a while",
+             "write", {201: SilenceEnvelope, 403: Error, **_BODY_ERRORS, **_AUTH_ERRORS},
+             body=SilenceRequest),
+    Endpoint("/v1/silences", "get", "Active silences and those ended in the last 7 days",
+             "read", {200: SilenceList, **_AUTH_ERRORS}),
+    Endpoint("/v1/silences/{silence_id}", "delete",
+             "Expire a silence now (its held deliveries go out)", "write",
+             {200: SilenceEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
+             path_params=("silence_id",)),
 )  # fmt: skip
 
 

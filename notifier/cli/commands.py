@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.cli import local, redeliver, service, state, watching
+from notifier.cli import local, redeliver, service, silences, state, watching
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
 from notifier.doctor import command as doctor
@@ -21,6 +21,7 @@ COMMANDS: list[Command] = [
     *state.COMMANDS[:2],  # status, deliveries
     *watching.COMMANDS,
     *redeliver.COMMANDS,
+    *silences.COMMANDS,
     *service.COMMANDS[2:],  # test-callback, get-job
     *state.COMMANDS[2:],  # instances, migrate, import-state, backup
     *doctor.COMMANDS,

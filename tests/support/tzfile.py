@@ -11,9 +11,7 @@ import struct
 from pathlib import Path
 
 
-def write_zone(
-    directory: Path, name: str, change_at: int, before: int, after: int
-) -> Path:
+def write_zone(directory: Path, name: str, change_at: int, before: int, after: int) -> Path:
     """Write zone ``name`` (UTC offset ``before`` seconds until ``change_at``, ``after``
     from then on) under ``directory``; returns the file."""
     abbreviations = b"OLD\0NEW\0"

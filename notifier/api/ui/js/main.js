@@ -23,8 +23,9 @@ import deliveries from "./deliveries.js";
 import job from "./job.js";
 import jobs from "./jobs.js";
 import register from "./register.js";
+import silences from "./silences.js";
 
-const VIEWS = [jobs, job, deliveries, callbacks, register];
+const VIEWS = [jobs, job, deliveries, callbacks, silences, register];
 
 const TOKEN_KEY = "datasaur-notifier.token";
 const REFRESH_MS = 2000;
