@@ -27,7 +27,7 @@ CLAIM_COLUMNS = (
 JOB_COLUMNS = f"{CLAIM_COLUMNS}, source, state, last_polled_at, next_poll_at"
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
-    "queued_at, next_attempt_at, delivered_at, target_url, occurrence"
+    "queued_at, next_attempt_at, delivered_at, target_url, occurrence, silence_id"
 )
 # How many columns those are: a query that selects more after them reads them from here.
 CLAIM_WIDTH = len(CLAIM_COLUMNS.split(","))
@@ -86,6 +86,7 @@ def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:
         target_url=row[12],
         lease=lease,
         occurrence=row[13],
+        silence_id=row[14],
     )
 
 

@@ -45,7 +45,7 @@ PRUNABLE_JOBS = """
     WHERE state != 'watching' AND coalesce(last_polled_at, registered_at) < {cutoff}
       AND NOT EXISTS (
           SELECT 1 FROM deliveries d WHERE d.job_id = j.id
-            AND (d.state = 'pending'
+            AND (d.state IN ('pending', 'silenced')
                  OR {greatest}(d.created_at, d.queued_at, coalesce(d.delivered_at, 0)) >= {cutoff}))
     LIMIT {limit}
 """
@@ -83,6 +83,10 @@ class Summaries:
     def dead_by_callback(self) -> dict[str, int]:
         """Dead deliveries per callback name."""
         return self._by_callback("dead")
+
+    def silenced_by_callback(self) -> dict[str, int]:
+        """Deliveries a silence holds, per callback name."""
+        return self._by_callback("silenced")
 
     def _by_callback(self, state: str) -> dict[str, int]:
         assert state in DELIVERY_STATES  # a constant, spliced into the SQL

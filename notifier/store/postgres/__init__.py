@@ -34,6 +34,7 @@ from notifier.store.postgres.maintenance import PostgresMaintenance
 from notifier.store.postgres.notify import PostgresListener
 from notifier.store.postgres.outbox import PostgresOutbox
 from notifier.store.postgres.ratelimit import PostgresRateLimit, SharedRateLimiter
+from notifier.store.postgres.silences import PostgresSilences
 
 __all__ = ["ImportCounts", "PostgresStore", "SharedRateLimiter"]
 
@@ -49,5 +50,6 @@ class PostgresStore(
     PostgresListener,
     PostgresImport,
     PostgresFeed,
+    PostgresSilences,
 ):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""

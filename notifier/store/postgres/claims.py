@@ -19,6 +19,7 @@ from notifier.store.columns import (
 )
 from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified, returned
 from notifier.store.postgres.outbox import enqueue
+from notifier.store.postgres.silences import HELD
 from notifier.store.rows import (
     Delivery,
     JobUpdate,
@@ -58,7 +59,8 @@ _CLAIM_DELIVERIES = f"""
         SELECT id, lease_owner AS previous_owner FROM deliveries
         WHERE state = 'pending' AND callback = %s AND next_attempt_at <= {AT}
           AND (lease_until IS NULL OR lease_until < {NOW})
-          AND NOT (id = ANY(%s))
+          AND NOT (id = ANY(%s)) AND (%s::text[] IS NULL OR event = ANY(%s::text[]))
+          AND NOT {HELD}
         ORDER BY next_attempt_at
         LIMIT %s
         FOR UPDATE SKIP LOCKED
@@ -163,13 +165,23 @@ class PostgresClaims(PostgresConnection):
             return PollsWritten(enqueue(cur, events), frozenset(refused))
 
     def claim_deliveries(
-        self, callback: str, now: float, limit: int, exclude: Iterable[str]
+        self,
+        callback: str,
+        now: float,
+        limit: int,
+        exclude: Iterable[str],
+        events: Sequence[str] | None = None,
     ) -> list[Delivery]:
-        """Lease up to ``limit`` of ``callback``'s deliveries due by ``now``."""
+        """Lease up to ``limit`` of ``callback``'s deliveries due by ``now`` that no
+        silence holds; with ``events``, only of those events (quiet hours)."""
         owner = self._owner()
+        only = None if events is None else list(events)
+        offset = at(now)
         rows = self._query(
-            _CLAIM_DELIVERIES, (callback, at(now), list(exclude), limit, owner.id, self.lease)
-        )
+            _CLAIM_DELIVERIES,
+            (callback, offset, list(exclude), only, only, offset, offset, limit, owner.id,
+             self.lease),
+        )  # fmt: skip
         rows.sort(key=lambda row: (row[10], row[0]))
         _count_takeovers("delivery", [row[DELIVERY_WIDTH + 1] for row in rows], owner.id)
         return [delivery_row(row, lease=row[DELIVERY_WIDTH]) for row in rows]

@@ -20,6 +20,7 @@ from notifier.store.sqlite.jobs import SqliteJobs
 from notifier.store.sqlite.maintenance import SqliteMaintenance
 from notifier.store.sqlite.outbox import SqliteOutbox
 from notifier.store.sqlite.polls import SqlitePolls
+from notifier.store.sqlite.silences import SqliteSilences
 
 __all__ = ["SqliteStore"]
 
@@ -32,5 +33,6 @@ class SqliteStore(
     SqliteInstances,
     SqliteMaintenance,
     SqliteFeed,
+    SqliteSilences,
 ):
     """:class:`~notifier.store.base.Store` on one SQLite file in WAL mode."""

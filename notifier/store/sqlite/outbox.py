@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from notifier.store.columns import (
     DELIVERY_COLUMNS,
@@ -25,6 +25,7 @@ from notifier.store.rows import (
 from notifier.store.sqlite.connection import SqliteConnection
 from notifier.store.sqlite.feed import append as append_events
 from notifier.store.sqlite.filters import filters, keyset
+from notifier.store.sqlite.silences import HELD
 
 
 def enqueue(conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: float) -> int:
@@ -55,15 +56,23 @@ class SqliteOutbox(SqliteConnection):
     """Claiming, recording and redelivering deliveries (no lease: one daemon)."""
 
     def claim_deliveries(
-        self, callback: str, now: float, limit: int, exclude: Iterable[str]
+        self,
+        callback: str,
+        now: float,
+        limit: int,
+        exclude: Iterable[str],
+        events: Sequence[str] | None = None,
     ) -> list[Delivery]:
-        """Pending deliveries of ``callback`` due now, except those being sent."""
+        """Pending deliveries of ``callback`` due now, except those being sent and those
+        a silence holds; with ``events``, only of those events (quiet hours)."""
         exclude = list(exclude)
         marks = ",".join("?" * len(exclude))
+        only = "" if events is None else f" AND event IN ({','.join('?' * len(events))})"
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND callback = ?"
-            f" AND next_attempt_at <= ? AND id NOT IN ({marks}) ORDER BY next_attempt_at LIMIT ?",
-            (callback, now, *exclude, limit),
+            f" AND next_attempt_at <= ? AND id NOT IN ({marks}){only} AND NOT {HELD}"
+            " ORDER BY next_attempt_at LIMIT ?",
+            (callback, now, *exclude, *(events or ()), now, now, limit),
         )
         return [delivery_row(row) for row in rows]
 

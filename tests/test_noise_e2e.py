@@ -1,6 +1,7 @@
-"""Issue 23, silences, end to end on both stores: a silence holds a callback's
-deliveries (webhook, email, Apprise) and releases them when it is expired; the API's
-shapes and refusals; the metric.
+"""Issue 23 end to end, on both stores and every channel (webhook, email, Apprise):
+a silence holds a callback's deliveries and releases them when it is expired (the API's
+shapes and refusals, the metric); quiet hours hold job.delivered until the window's end
+across a daylight-saving change and let job.failed through.
 
 The daemon runs as a subprocess against the Datasaur stand-in, a webhook receiver and an
 SMTP sink; waits are on observable effects with deadlines.
@@ -8,18 +9,23 @@ SMTP sink; waits are on observable effects with deadlines.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import time
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config, email, webhook
 from tests.support.daemon import DaemonProcess, cli, write_config
 from tests.support.smtp import SmtpSink, free_port
+from tests.support.tzfile import write_zone
 from tests.support.waiting import wait_until
 from tests.test_api_e2e import READ_TOKEN, WRITE_TOKEN, Client, api_section
 from tests.test_operator_cli import scrape
@@ -94,7 +100,10 @@ def test_a_silence_holds_every_channel_until_it_is_expired_and_nothing_is_lost(
     assert set(documents) == set(CALLBACKS)
     assert set(documents["hook"]) == {"id", "callback", "starts_at", "ends_at", "author",
                                       "comment"}  # fmt: skip
-    assert (documents["hook"]["author"], documents["hook"]["comment"]) == ("cli", "redeploying hook")
+    assert (documents["hook"]["author"], documents["hook"]["comment"]) == (
+        "cli",
+        "redeploying hook",
+    )
     table = cli(daemon.config, "silence", "list").stdout
     assert ids["hook"] in table and "active" in table and "callback hook" in table
 
@@ -192,8 +201,15 @@ def test_the_api_adds_lists_and_expires_silences_and_refuses_bad_ones(
         answer = client.call("POST", "/v1/silences", json=body)
         assert answer.status_code == 422, (case, answer.text)
         assert path in [d["path"] for d in answer.json()["details"]], (case, answer.text)
-    assert client.call("POST", "/v1/silences", json={"callback": "hook", "for": "1h"},
-                       headers={"Authorization": f"Bearer {READ_TOKEN}"}).status_code == 403
+    assert (
+        client.call(
+            "POST",
+            "/v1/silences",
+            json={"callback": "hook", "for": "1h"},
+            headers={"Authorization": f"Bearer {READ_TOKEN}"},
+        ).status_code
+        == 403
+    )
     assert WRITE_TOKEN not in daemon.output
     assert daemon.stop() == 0
 
@@ -222,5 +238,73 @@ def test_silence_add_refuses_bad_input_with_one_line_and_exit_2(
     result = cli(path, "silence", "add", *args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
+    assert cli(path, "migrate").returncode == 0
     unknown = cli(path, "silence", "expire", "no-such-id")
     assert unknown.returncode == 2 and "no silence 'no-such-id'" in unknown.stderr
+
+
+# --- quiet hours ---------------------------------------------------------------
+
+ENDS = "ExportQueue:00000023-0000-4000-8000-0000000000a1"
+FAILS = "ExportQueue:00000023-0000-4000-8000-0000000000a2"
+SYSTEM_ZONES = os.pathsep.join(zoneinfo.TZPATH)  # the daemon needs Etc/UTC & co too
+HOLD = 12  # seconds from now until the window closes
+
+
+def wall(instant: float, offset: int) -> str:
+    """HH:MM at UTC offset ``offset`` seconds."""
+    return dt.datetime.fromtimestamp(instant + offset, dt.UTC).strftime("%H:%M")
+
+
+def delivered(config: Path) -> dict[tuple[str, str], float]:
+    result = cli(config, "deliveries", "--json")
+    assert result.returncode == 0, result.stderr
+    return {
+        (d["callback"], d["event"]): dt.datetime.fromisoformat(d["delivered_at"]).timestamp()
+        for d in json.loads(result.stdout)["deliveries"]
+        if d["state"] == "delivered"
+    }
+
+
+def test_quiet_hours_hold_until_the_wall_clock_end_across_a_dst_change_but_not_failures(
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    smtp: SmtpSink,
+    daemon_factory: Factory,
+    store_config: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    now = int(time.time())
+    closes = now + HOLD
+    # Clocks go forward one hour (and a few seconds, so that the close is on a minute)
+    # three seconds from now: inside the window, which opened a minute ago.
+    after = 3600 + (-(closes + 3600)) % 60
+    write_zone(tmp_path / "zones", "Test/Shift", now + 3, 0, after)
+    quiet = {"from": wall(now - 60, 0), "to": wall(closes, after), "timezone": "Test/Shift",
+             "except_events": ["job.failed"]}  # fmt: skip
+    channels = {name: {**settings, "quiet_hours": quiet}
+                for name, settings in every_channel(receiver, smtp).items()}  # fmt: skip
+    simulator.set_job(ENDS, "IN_PROGRESS", 10)
+    simulator.set_job(FAILS, "IN_PROGRESS", 10)
+    config = store_config(simulator, callbacks=channels, jobs=[{"id": ENDS}, {"id": FAILS}])
+    daemon = daemon_factory(config, env={"PYTHONTZPATH": f"{tmp_path / 'zones'}{os.pathsep}{SYSTEM_ZONES}"})
+    simulator.set_job(ENDS, "DELIVERED", 100)
+    simulator.set_job(FAILS, "FAILED", 50)
+
+    failures = {(name, "job.failed") for name in channels}
+    wait_until(lambda: failures <= set(delivered(daemon.config)), timeout=10, message=daemon.output)
+    assert time.time() < closes, "job.failed should not have waited for the window"
+    assert not {(name, "job.delivered") for name in channels} & set(delivered(daemon.config))
+
+    ended = {(name, "job.delivered") for name in channels}
+    times = wait_until(
+        lambda: (got := delivered(daemon.config)) and ended <= set(got) and got,
+        timeout=HOLD + 15,
+        message=daemon.output,
+    )
+    for key in ended:
+        assert times[key] >= closes, (key, times[key] - closes)
+    assert len(smtp.messages) == 2
+    assert sorted(h.path for h in receiver.received) == ["/apprise"] * 2 + ["/hook"] * 2
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.output
