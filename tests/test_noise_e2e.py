@@ -287,7 +287,9 @@ def test_quiet_hours_hold_until_the_wall_clock_end_across_a_dst_change_but_not_f
     simulator.set_job(ENDS, "IN_PROGRESS", 10)
     simulator.set_job(FAILS, "IN_PROGRESS", 10)
     config = store_config(simulator, callbacks=channels, jobs=[{"id": ENDS}, {"id": FAILS}])
-    daemon = daemon_factory(config, env={"PYTHONTZPATH": f"{tmp_path / 'zones'}{os.pathsep}{SYSTEM_ZONES}"})
+    daemon = daemon_factory(
+        config, env={"PYTHONTZPATH": f"{tmp_path / 'zones'}{os.pathsep}{SYSTEM_ZONES}"}
+    )
     simulator.set_job(ENDS, "DELIVERED", 100)
     simulator.set_job(FAILS, "FAILED", 50)
 

@@ -66,7 +66,8 @@ def _read_sqlite(path: Path) -> _SqliteRows:
                 for row in _select(conn, "jobs", _IMPORTED_JOB_COLUMNS)
             ]
             deliveries = [
-                (*row[:-1], row[-1] or 0) for row in _select(conn, "deliveries", DELIVERY_COLUMNS)
+                (*row[:13], row[13] or 0, *row[14:])
+                for row in _select(conn, "deliveries", DELIVERY_COLUMNS)
             ]
             attempts = [
                 (*row[:3], bool(row[3]), row[4])
