@@ -70,7 +70,7 @@ def test_a_silence_holds_its_callback_until_it_ends(store: Any) -> None:
 
     store.expire_silence("s1", NOW + 100)
     assert store.sweep_silences(NOW + 110, []) == 1
-    [row] = store.claim_deliveries("hook", NOW + 110, 10, [])
+    [row] = store.claim_deliveries("hook", NOW + 111, 10, [])  # due since NOW + 110
     assert row.state == "pending" and row.silence_id is None
     assert near(row.next_attempt_at, NOW + 110)
     assert near(row.queued_at, NOW + 100)  # the 100 s held do not count toward give-up
