@@ -185,4 +185,6 @@ def test_apprise_config_problems_name_the_key_and_never_show_the_url(
     ok = cli(path, "check-config", env=ENV)
     assert ok.returncode == 0, ok.stderr
     assert TOKEN not in ok.stdout + ok.stderr
-    assert json.loads(cli(path, "deliveries", "--json", env=ENV).stdout)["deliveries"] == []
+    read = cli(path, "deliveries", "--json", env=ENV)  # a read of a fresh state creates none
+    assert read.returncode == 1 and "no state" in read.stderr, read.stderr
+    assert TOKEN not in read.stdout + read.stderr

@@ -39,7 +39,7 @@ def test_retention_removes_finished_jobs_and_keeps_pending_deliveries(
         daemon = daemon_factory(config)
         wait_until(lambda: receiver.received, timeout=15)
         wait_until(lambda: "pruned" not in status(daemon.config), timeout=20)
-        daemon.wait_for_log("retention: removed 1 finished jobs, 1 deliveries and 1 attempts")
+        daemon.wait_for_log("retention: removed 1 finished jobs, 1 deliveries, 1 attempts")
         kept = status(daemon.config)
         assert kept["kept"]["state"] == "done"
         rows = deliveries(daemon.config)
