@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.cli import local, redeliver, service, silences, state, watching
+from notifier.cli import local, redeliver, service, silences, state, waiting, watching
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
 from notifier.doctor import command as doctor
@@ -20,6 +20,7 @@ COMMANDS: list[Command] = [
     *service.COMMANDS[:2],  # run, check-config
     *state.COMMANDS[:2],  # status, deliveries
     *watching.COMMANDS,
+    *waiting.COMMANDS,
     *redeliver.COMMANDS,
     *silences.COMMANDS,
     *service.COMMANDS[2:],  # test-callback, get-job

@@ -18,7 +18,7 @@ from notifier import watchlist
 from notifier.cli.base import FAILURE, OK, Command, UsageError
 from notifier.cli.parsing import add_repeatable
 from notifier.cli.state import open_state
-from notifier.config import JobSpec, StateView, unknown_callback
+from notifier.config import Config, JobSpec, StateView, unknown_callback
 from notifier.events import JobStatus
 from notifier.problems import validation_problems
 from notifier.store import Store, WatchedJob
@@ -38,7 +38,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def _job_ids(raw: list[str], config: StateView) -> list[str]:
+def _job_ids(raw: list[str], config: StateView | Config) -> list[str]:
     """The ids, stripped and de-duplicated; a status or callback name is no job id (it was
     meant as a second value of ``--on-status``/``--notify``)."""
     ids: list[str] = []

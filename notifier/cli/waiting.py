@@ -1,0 +1,222 @@
+"""``wait``: register jobs and block until every one has ended, showing their progress.
+
+Who polls: when a daemon heartbeats into the same state (alive: seen within its lease),
+``wait`` only reads the state and sends nothing to Datasaur. When none does, ``wait``
+polls itself with the config's credentials, through the daemon's own
+:class:`~notifier.poller.Poller` (batches, adaptive and predictive, within
+``max_requests_per_second``), and records what it sees as the daemon would: the events
+it records are sent by the daemon when one runs; ``wait`` never notifies. It looks again
+at whether a daemon runs on every round, so one starting (or stopping) meanwhile takes
+over (or hands back) at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from notifier import __version__
+from notifier.cli.base import FAILURE, OK, Command, UsageError
+from notifier.cli.parsing import add_repeatable
+from notifier.cli.progress import LiveBars, clock
+from notifier.cli.watching import _job_ids, _watch_one
+from notifier.config import Config, unknown_callback
+from notifier.durations import parse_duration
+from notifier.events import isoformat
+from notifier.poller import NOT_FOUND, Poller
+from notifier.store import Instance, Store, WatchedJob, open_store
+
+UNKNOWN, TIMED_OUT, INTERRUPTED = 3, 124, 130
+ROUND = 0.25  # seconds between looks at the state (and at most 4 redraws a second)
+NOT_FOUND_POLLS = 3  # Datasaur answers "no such job" this many polls in a row: exit 3
+ENDED = ("done", "expired", "unwatched")
+
+
+@dataclass
+class Watched:
+    """What ``wait`` knows of one job between rounds."""
+
+    job: WatchedJob
+    not_found: int = 0
+    seen: tuple[Any, ...] = field(default_factory=tuple)
+
+    def observe(self, job: WatchedJob) -> bool:
+        """Take the job's new row; whether anything shown changed."""
+        if job.last_polled_at != self.job.last_polled_at:
+            self.not_found = self.not_found + 1 if job.last_error == NOT_FOUND else 0
+        self.job = job
+        shown = (job.state, job.status, job.progress, job.eta)
+        changed, self.seen = shown != self.seen, shown
+        return changed
+
+    @property
+    def ended(self) -> bool:
+        return self.job.state in ENDED or self.not_found >= NOT_FOUND_POLLS
+
+
+def exit_code(jobs: list[Watched]) -> int:
+    """0 every job DELIVERED; 3 one Datasaur does not know; 1 any other end."""
+    if any(w.not_found >= NOT_FOUND_POLLS for w in jobs):
+        return UNKNOWN
+    if all(w.job.state == "done" and w.job.status == "DELIVERED" for w in jobs):
+        return OK
+    return FAILURE
+
+
+def change_document(w: Watched, now: float) -> dict[str, Any]:
+    """One job as ``--json`` shows it."""
+    job = w.job
+    return {
+        "time": isoformat(now),
+        "job": job.id,
+        "state": "unknown" if w.not_found >= NOT_FOUND_POLLS else job.state,
+        "status": job.status,
+        "progress": job.progress,
+        "eta": None if job.eta is None else isoformat(job.eta),
+    }
+
+
+def change_line(w: Watched, now: float) -> str:
+    """``2026-12-01T10:00:03Z ExportQueue:4a6c IN_PROGRESS 40% eta 10:04:10``."""
+    job = w.job
+    parts = [isoformat(now)[:19] + "Z", job.id, job.status or "(not polled yet)"]
+    if job.progress is not None:
+        parts.append(f"{job.progress}%")
+    if job.eta is not None and job.state == "watching":
+        parts.append("eta " + clock(job.eta))
+    if job.state in ("expired", "unwatched"):
+        parts.append(job.state)
+    if w.not_found >= NOT_FOUND_POLLS:
+        parts.append("not found by Datasaur")
+    return " ".join(parts)
+
+
+class Output:
+    """Where changes and the summary go: lines, JSON lines, live bars, or the summary alone."""
+
+    def __init__(self, args: argparse.Namespace, stream: TextIO = sys.stdout) -> None:
+        self.json, self.quiet, self.stream = args.json, args.quiet, stream
+        self.bars = None
+        if not (self.json or self.quiet) and stream.isatty():
+            self.bars = LiveBars(stream)
+
+    def change(self, w: Watched, now: float) -> None:
+        if self.quiet:
+            return
+        if self.bars is not None:
+            return  # drawn by refresh()
+        text = json.dumps(change_document(w, now)) if self.json else change_line(w, now)
+        print(text, file=self.stream, flush=True)
+
+    def refresh(self, jobs: list[Watched]) -> None:
+        if self.bars is not None:
+            self.bars.update([(w.job, w.not_found >= NOT_FOUND_POLLS) for w in jobs])
+
+    def summary(self, jobs: list[Watched], code: int, now: float) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+        if self.json:
+            document = {"done": code in (OK, FAILURE, UNKNOWN), "exit": code,
+                        "jobs": [change_document(w, now) for w in jobs]}  # fmt: skip
+            print(json.dumps(document), file=self.stream, flush=True)
+            return
+        ended = sum(w.ended for w in jobs)
+        for w in jobs:
+            print(change_line(w, now), file=self.stream)
+        verdict = {OK: "all delivered", FAILURE: "not all delivered", UNKNOWN: "unknown job",
+                   TIMED_OUT: "timed out", INTERRUPTED: "interrupted"}[code]  # fmt: skip
+        print(f"{ended} of {len(jobs)} ended: {verdict} (exit {code})", file=self.stream)
+
+
+def _daemon_alive(store: Store, now: float) -> bool:
+    return any(record.alive for record in store.instances(now))
+
+
+def _register(store: Store, ids: list[str], notify: list[str] | None) -> None:
+    """Watch each job as ``watch`` does; a new one notifies only ``--notify`` (none)."""
+    now = time.time()
+    for job_id in ids:
+        known = store.jobs(job_id=job_id)
+        given: dict[str, Any] = {} if notify is None else {"notify": notify}
+        if not known and notify is None:
+            given = {"notify": []}  # a plain wait
+        _watch_one(store, job_id, given, now)
+
+
+def cmd_wait(args: argparse.Namespace, config: Config) -> int:
+    """Register jobs and block until every one has ended."""
+    if args.group is not None:
+        raise UsageError("--group: this version has no groups yet")
+    if not args.job_ids:
+        raise UsageError("give the JOB_IDs to wait for (or --group G)")
+    try:
+        timeout = None if args.timeout is None else parse_duration(args.timeout)
+    except ValueError as exc:
+        raise UsageError(f"--timeout: {exc}") from None
+    for name in args.notify or []:
+        if problem := unknown_callback(name, config.callbacks):
+            raise UsageError(f"--notify: {problem}")
+    ids = _job_ids(args.job_ids, config)
+    store = open_store(config)
+    _register(store, ids, args.notify)
+    output = Output(args)
+    jobs = [Watched(store.jobs(job_id=job_id)[0]) for job_id in ids]
+    try:
+        code = _follow(store, config, jobs, output, timeout)
+    except KeyboardInterrupt:
+        code = INTERRUPTED  # the registrations stay
+    output.summary(jobs, code, time.time())
+    return code
+
+
+def _follow(
+    store: Store, config: Config, jobs: list[Watched], output: Output, timeout: float | None
+) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    poller: Poller | None = None
+    while True:
+        now = time.time()
+        if not _daemon_alive(store, now):
+            poller = poller or _own_poller(config)
+            poller.tick()
+        for w in jobs:
+            found = store.jobs(job_id=w.job.id)
+            if found and w.observe(found[0]):
+                output.change(w, now)
+        output.refresh(jobs)
+        if all(w.ended for w in jobs):
+            return exit_code(jobs)
+        if deadline is not None and time.monotonic() >= deadline:
+            return TIMED_OUT
+        time.sleep(ROUND)
+
+
+def _own_poller(config: Config) -> Poller:
+    """A poller of this process's own (no daemon runs): it claims like one, never sends."""
+    instance = Instance(f"wait@{socket.gethostname()}", config.cluster.lease, __version__)
+    return Poller(open_store(config, instance), config)
+
+
+def _wait_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    parser.add_argument("--group", metavar="G", help="wait for a group to end")
+    parser.add_argument("--timeout", help="give up after this long (e.g. 2h): exit 124")
+    add_repeatable(parser, "--notify", "CALLBACK", "also notify this callback (default: none)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per change")
+    parser.add_argument("--quiet", action="store_true", help="only the summary")
+
+
+COMMANDS = [
+    Command(
+        "wait",
+        cmd_wait,
+        "Register jobs and wait until every one has ended (exit 0 delivered, 1 failed,"
+        " 3 unknown, 124 timeout).",
+        _wait_arguments,
+    )
+]
