@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from notifier import callback_urls
+from notifier import callback_urls, jobfields
 from notifier.channels import REGISTRY, CallbackSettings
 from notifier.channels.base import (
     BEARER_HINT,
@@ -41,6 +41,7 @@ from notifier.channels.webhook import SigningSecret, check_http_url, masked
 from notifier.client_cert import ClientCert, ClientCertError
 from notifier.durations import parse_duration
 from notifier.events import JobStatus
+from notifier.jobfields import Deadline
 from notifier.problems import key_path as key_path
 from notifier.problems import validation_problems, yaml_problem
 
@@ -262,12 +263,22 @@ def check_state_url(value: Any) -> Any:
 
 
 class JobSpec(_Section):
-    """One watched job as declared in the config or with ``watch``."""
+    """One watched job as declared in the config or with ``watch``.
+
+    ``labels`` always hold the implicit ``queue`` label (unless given); ``deadline`` is
+    as given (a time or a duration from the registration: see :mod:`notifier.jobfields`).
+    """
 
     id: StrictStr
     name: StrictStr | None = None
     notify: list[StrictStr] | None = None
     on_status: tuple[JobStatus, ...] = DEFAULT_ON_STATUS
+    group: Annotated[str | None, BeforeValidator(jobfields.check_group)] = None
+    labels: Annotated[dict[str, str], BeforeValidator(jobfields.check_labels)] = {}
+    metadata: Annotated[dict[str, Any] | None, BeforeValidator(jobfields.check_metadata)] = None
+    deadline: Annotated[Deadline | None, BeforeValidator(jobfields.parse_deadline)] = None
+    expire_after: Annotated[float | None, BeforeValidator(jobfields.check_timeout)] = None
+    stall_after: Annotated[float | None, BeforeValidator(jobfields.check_timeout)] = None
 
     @field_validator("id")
     @classmethod
@@ -282,6 +293,18 @@ class JobSpec(_Section):
         if not value:
             raise ValueError("name at least one status")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _no_labels(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _queue(self) -> JobSpec:
+        labels = jobfields.with_queue(self.id, self.labels)
+        if labels != self.labels:
+            object.__setattr__(self, "labels", labels)
+        return self
 
 
 def _callback_union() -> Any:

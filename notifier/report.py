@@ -56,6 +56,14 @@ def job_document(job: WatchedJob) -> dict[str, Any]:
         "owner": job.owner,
         "callback_url": job.callback_url,
         "eta": _iso(job.eta),
+        "group": job.group,
+        "labels": job.labels or {},
+        "metadata": job.metadata or {},
+        "deadline": _iso(job.deadline),
+        "expire_after": job.expire_after,
+        "stall_after": job.stall_after,
+        "at_risk_at": _iso(job.at_risk_at),
+        "late_at": _iso(job.late_at),
     }
 
 

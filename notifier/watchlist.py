@@ -12,18 +12,30 @@ from collections.abc import Mapping
 from typing import Any
 
 from notifier.durations import relative_time
+from notifier.jobfields import Deadline, with_queue
 from notifier.store import WatchedJob
 
-JOB_FIELDS = ("name", "notify", "on_status", "callback_url")
+JOB_FIELDS = (
+    "name", "notify", "on_status", "callback_url",
+    "group", "labels", "metadata", "deadline", "expire_after", "stall_after",
+)  # fmt: skip
 
 
 def stored_fields(job: WatchedJob | None) -> dict[str, Any]:
     """A job's registration fields as stored (all None for an unknown job)."""
+    if job is None:
+        return dict.fromkeys(JOB_FIELDS)
     return {
-        "name": None if job is None else job.name,
-        "notify": None if job is None else (None if job.notify is None else list(job.notify)),
-        "on_status": None if job is None else list(job.on_status),
-        "callback_url": None if job is None else job.callback_url,
+        "name": job.name,
+        "notify": None if job.notify is None else list(job.notify),
+        "on_status": list(job.on_status),
+        "callback_url": job.callback_url,
+        "group": job.group,
+        "labels": job.labels or None,
+        "metadata": job.metadata or None,
+        "deadline": None if job.deadline is None else Deadline(at=job.deadline),
+        "expire_after": job.expire_after,
+        "stall_after": job.stall_after,
     }
 
 
@@ -41,11 +53,21 @@ def merge(job_id: str, job: WatchedJob | None, given: Mapping[str, Any]) -> dict
 def changed_fields(job: WatchedJob, given: Mapping[str, Any]) -> list[str]:
     """The names of the fields in ``given`` that differ from ``job``'s."""
     current = stored_fields(job)
-    return [name for name, value in given.items() if current[name] != _comparable(value)]
+    return [
+        name for name, value in given.items()
+        if current[name] != _comparable(job.id, name, value)
+    ]  # fmt: skip
 
 
-def _comparable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+def _comparable(job_id: str, name: str, value: Any) -> Any:
+    """A given value as :func:`stored_fields` has it (a duration deadline: always new)."""
+    if name == "labels":
+        return with_queue(job_id, value) or None
+    if name == "metadata":
+        return value or None
+    if name == "deadline" and isinstance(value, Deadline) and value.at is None:
+        return value
+    return list(value) if isinstance(value, tuple) and not isinstance(value, Deadline) else value
 
 
 def describe_state(job: WatchedJob, now: float | None = None) -> str:

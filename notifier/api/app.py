@@ -24,6 +24,7 @@ from notifier import callback_urls, watchlist
 from notifier.api import models, static
 from notifier.api.feed import Feed
 from notifier.api.parsing import (
+    INVALID,
     ApiError,
     detail,
     read_json,
@@ -34,6 +35,7 @@ from notifier.api.parsing import (
 from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
+from notifier.jobfields import GroupConflict
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
 from notifier.store import Cursor, Store, StoreError, WatchedJob
@@ -184,7 +186,12 @@ class Api:
         existing = self.store.jobs(job_id=body.id)
         merged = merge(existing[0] if existing else None, body)
         callback_url = merged.pop("callback_url")
-        job = self.store.watch(JobSpec.model_validate(merged), self.clock(), "api", callback_url)
+        try:
+            job = self.store.watch(
+                JobSpec.model_validate(merged), self.clock(), "api", callback_url
+            )
+        except GroupConflict as exc:
+            raise ApiError(422, INVALID, [detail("group", str(exc))]) from None
         resp.status = 200 if existing else 201
         resp.media = {"job": job_document(job)}
         log.info(

@@ -14,12 +14,21 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.json_schema import models_json_schema
 
-from notifier import __version__
+from notifier import __version__, jobfields
 from notifier.api.feed_models import EventPage, EventsQuery, Gone, StreamQuery
 from notifier.events import JobStatus
+from notifier.jobfields import Deadline
 from notifier.silences import SilenceRequest
 from notifier.store import DELIVERY_STATES, JOB_STATES, Cursor
 
@@ -52,6 +61,43 @@ class JobRegistration(_Strict):
     callback_url: Annotated[StrictStr, Field(max_length=MAX_URL_LENGTH)] | None = Field(
         default=None, description="a webhook URL under one of api.allow_callback_urls"
     )
+    group: Annotated[
+        str | None,
+        BeforeValidator(jobfields.check_group),
+        WithJsonSchema({"type": ["string", "null"], "maxLength": jobfields.MAX_GROUP_LENGTH}),
+    ] = Field(default=None, description="a group id; a job is in at most one group")
+    labels: Annotated[
+        dict[str, str] | None,
+        BeforeValidator(jobfields.check_labels),
+        WithJsonSchema(
+            {
+                "type": ["object", "null"],
+                "maxProperties": jobfields.MAX_LABELS,
+                "propertyNames": {"pattern": jobfields.LABEL_KEY.pattern},
+                "additionalProperties": {"type": "string", "maxLength": jobfields.MAX_LABEL_VALUE},
+            }
+        ),
+    ] = Field(default=None, description="label keys to values; queue (the id's prefix) implied")
+    metadata: Annotated[
+        dict[str, Any] | None,
+        BeforeValidator(jobfields.check_metadata),
+        WithJsonSchema({"type": ["object", "null"]}),
+    ] = Field(default=None, description="any JSON object up to 8 KiB, echoed in every event")
+    deadline: Annotated[
+        Deadline | None,
+        BeforeValidator(jobfields.parse_deadline),
+        WithJsonSchema({"type": ["string", "number", "null"]}),
+    ] = Field(default=None, description="an ISO-8601 time with a zone, or a duration (2h)")
+    expire_after: Annotated[
+        float | None,
+        BeforeValidator(jobfields.check_timeout),
+        WithJsonSchema({"type": ["string", "number", "null"]}),
+    ] = Field(default=None, description="this job's own polling.expire_after (0: never)")
+    stall_after: Annotated[
+        float | None,
+        BeforeValidator(jobfields.check_timeout),
+        WithJsonSchema({"type": ["string", "number", "null"]}),
+    ] = Field(default=None, description="this job's own polling.stall_after (0: never)")
 
     @field_validator("id", "name")
     @classmethod
@@ -121,6 +167,14 @@ class Job(BaseModel):
     owner: str | None
     callback_url: str | None
     eta: str | None = Field(default=None, description="when progress says the job will end")
+    group: str | None = None
+    labels: dict[str, str] = Field(default={}, description="with the implicit queue label")
+    metadata: dict[str, Any] = Field(default={}, description="as registered")
+    deadline: str | None = None
+    expire_after: float | None = Field(default=None, description="seconds; null: polling's")
+    stall_after: float | None = Field(default=None, description="seconds; null: polling's")
+    at_risk_at: str | None = Field(default=None, description="when job.at_risk was recorded")
+    late_at: str | None = Field(default=None, description="when job.late was recorded")
 
 
 class Attempt(BaseModel):

@@ -9,6 +9,7 @@ options are never abbreviated.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,10 +43,11 @@ class _Collect(argparse.Action):
     each value is checked against ``allowed`` (argparse's ``choices`` would check the
     unsplit text)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, separator: str = ",", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.allowed = None if self.choices is None else [str(c) for c in self.choices]
         self.choices = None
+        self.separator = re.compile(separator)
 
     def __call__(
         self,
@@ -55,7 +57,7 @@ class _Collect(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         collected = list(getattr(namespace, self.dest, None) or [])
-        for value in (item.strip() for item in str(values).split(",")):
+        for value in (item.strip() for item in self.separator.split(str(values))):
             if not value:
                 parser.error(f"{option_string}: empty value in {values!r}")
             if self.allowed is not None and value not in self.allowed:
@@ -118,13 +120,19 @@ def add_repeatable(
     metavar: str,
     help: str,
     choices: Iterable[str] | None = None,
+    separator: str = ",",
 ) -> None:
     """``flag`` may be given several times and takes comma-separated values; every value
-    is kept, in order, once (the list is None when the flag is not given)."""
+    is kept, in order, once (the list is None when the flag is not given).
+
+    ``separator`` is the pattern values are split at (``--label``: a comma before the
+    next ``key=``, so that a value may hold commas).
+    """
     allowed = None if choices is None else list(choices)
     parser.add_argument(
         flag,
         action=_Collect,
+        separator=separator,
         choices=allowed,
         metavar=metavar,
         help=f"{help} (repeatable; or comma-separated)"

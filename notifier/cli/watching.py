@@ -16,10 +16,12 @@ from pydantic import ValidationError
 
 from notifier import watchlist
 from notifier.cli.base import FAILURE, OK, Command, UsageError
+from notifier.cli.jobflags import add_job_field_arguments, job_field_values
 from notifier.cli.parsing import add_repeatable
 from notifier.cli.state import open_state
 from notifier.config import Config, JobSpec, StateView, unknown_callback
 from notifier.events import JobStatus
+from notifier.jobfields import GroupConflict
 from notifier.problems import validation_problems
 from notifier.store import Store, WatchedJob
 
@@ -35,7 +37,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
         given["notify"] = args.notify
     if args.on_status is not None:
         given["on_status"] = args.on_status
-    return given
+    return {**given, **job_field_values(args)}
 
 
 def _job_ids(raw: list[str], config: StateView | Config) -> list[str]:
@@ -74,7 +76,10 @@ def _watch_one(store: Store, job_id: str, given: dict[str, Any], now: float) -> 
         spec = JobSpec.model_validate(fields)
     except ValidationError as exc:
         raise UsageError("; ".join(validation_problems(exc, JobSpec))) from None
-    job = store.watch(spec, now)
+    try:
+        job = store.watch(spec, now)
+    except GroupConflict as exc:
+        raise UsageError(str(exc)) from None
     if known is None:
         return f"watching {job.id} (state {job.state})" + (f" as {job.name!r}" if job.name else "")
     updated = f"; updated {', '.join(changed)}" if changed else ""
@@ -92,6 +97,11 @@ def cmd_watch(args: argparse.Namespace, config: StateView) -> int:
     ids = _job_ids(args.job_ids, config)
     store = open_state(config)
     now = time.time()
+    if "group" in given:  # refused before any of the jobs is registered
+        for job_id in ids:
+            found = store.jobs(job_id=job_id)
+            if found and found[0].group not in (None, given["group"]):
+                raise UsageError(str(GroupConflict(job_id, found[0].group)))
     for job_id in ids:
         print(_watch_one(store, job_id, given, now))
     return OK
@@ -135,6 +145,7 @@ def _watch_arguments(parser: argparse.ArgumentParser) -> None:
         "a status that notifies (default: DELIVERED and FAILED)",
         choices=STATUSES,
     )
+    add_job_field_arguments(parser)
 
 
 def _unwatch_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,14 +17,18 @@ from typing import Any
 
 from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.config import JobSpec
+from notifier.jobfields import metadata_text
 from notifier.store.rows import Delivery, NewEvent, WatchedJob
 
 CLAIM_COLUMNS = (
     "id, name, notify, on_status, status, progress, job, registered_at, poll_interval, "
     "last_error, callback_url, changed_at, stalls, stalled, started_at, baseline_at, "
-    "baseline_progress, eta, job_updated_at"
+    "baseline_progress, eta, job_updated_at, group_id, deadline, expire_after, stall_after, "
+    "at_risk_at, late_at"
 )
-JOB_COLUMNS = f"{CLAIM_COLUMNS}, source, state, last_polled_at, next_poll_at"
+# Labels and metadata (JSON, up to 8 KiB) stay off the claim: an event reads them.
+EXTRA_COLUMNS = "labels, metadata"
+JOB_COLUMNS = f"{CLAIM_COLUMNS}, source, state, last_polled_at, next_poll_at, {EXTRA_COLUMNS}"
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
     "queued_at, next_attempt_at, delivered_at, target_url, occurrence, silence_id"
@@ -56,16 +60,25 @@ def claimed_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) ->
     return WatchedJob._make((
         row[0], row[1], _names(row[2]), _names(row[3]) or (), None, "watching", row[4], row[5],
         row[6], row[7], None, None, row[8], row[9], row[10], row[11], row[12], bool(row[13]),
-        row[14], row[15], row[16], row[17], row[18], owner, lease,
+        row[14], row[15], row[16], row[17], row[18], row[19], row[20], row[21], row[22],
+        row[23], row[24], None, None, owner, lease,
     ))  # fmt: skip
 
 
 def job_row(row: Sequence[Any], owner: str | None = None, lease: int = 0) -> WatchedJob:
     """A :data:`JOB_COLUMNS` row as a :class:`WatchedJob`."""
-    source, state, last_polled_at, next_poll_at = row[CLAIM_WIDTH:JOB_WIDTH]
+    source, state, last_polled_at, next_poll_at, labels, metadata = row[CLAIM_WIDTH:JOB_WIDTH]
     return claimed_row(row, owner, lease)._replace(
-        source=source, state=state, last_polled_at=last_polled_at, next_poll_at=next_poll_at
-    )
+        source=source, state=state, last_polled_at=last_polled_at, next_poll_at=next_poll_at,
+        labels=json_object(labels), metadata=json_object(metadata),
+    )  # fmt: skip
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object column (text on SQLite, jsonb or text on PostgreSQL); NULL: ``{}``."""
+    if value is None:
+        return {}
+    return dict(json.loads(value) if isinstance(value, str) else value)
 
 
 def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:
@@ -102,6 +115,23 @@ def requeued(deliveries: Iterable[Delivery], now: float) -> list[Delivery]:
 def spec_columns(spec: JobSpec) -> tuple[str | None, str]:
     """A job spec's ``notify`` and ``on_status`` as stored."""
     return dumps(spec.notify), json.dumps([str(status) for status in spec.on_status])
+
+
+# What a registration writes beyond SPEC's first columns, in this order.
+FIELD_COLUMNS = ("group_id", "labels", "metadata", "deadline", "expire_after", "stall_after")
+
+
+def field_columns(spec: JobSpec, registered_at: float) -> tuple[Any, ...]:
+    """A spec's :data:`FIELD_COLUMNS` as stored: a duration deadline counted from
+    ``registered_at``."""
+    return (
+        spec.group,
+        json.dumps(spec.labels) if spec.labels else None,
+        None if spec.metadata is None else metadata_text(spec.metadata),
+        None if spec.deadline is None else spec.deadline.resolve(registered_at),
+        spec.expire_after,
+        spec.stall_after,
+    )
 
 
 def target_url(event: NewEvent, callback: str) -> str | None:

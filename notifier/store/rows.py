@@ -23,8 +23,8 @@ class WatchedJob(NamedTuple):
     A tuple because one is built for every job-poll; Datasaur's object stays JSON text
     (``stored_job``) until something reads :attr:`job`, which on the poll path is only
     an event built from what was stored (an expiry after failed polls). A claimed job
-    (:meth:`Store.claim_jobs`) leaves ``source``, ``last_polled_at`` and ``next_poll_at``
-    None: the poll does not read them (:data:`CLAIM_COLUMNS`).
+    (:meth:`Store.claim_jobs`) leaves ``source``, ``last_polled_at``, ``next_poll_at``,
+    ``labels`` and ``metadata`` None: the poll does not read them (:data:`CLAIM_COLUMNS`).
     """
 
     id: str
@@ -53,6 +53,17 @@ class WatchedJob(NamedTuple):
     baseline_progress: int | None = None
     eta: float | None = None
     job_updated_at: str | None = None  # its ``updatedAt``: did anything change since?
+    # Issue 21: its group, deadline (Unix seconds), own timeouts (None: polling's) and
+    # when job.at_risk / job.late were recorded; then labels (with ``queue``) and
+    # metadata, which a claimed job leaves None (the poll reads them only for an event).
+    group: str | None = None
+    deadline: float | None = None
+    expire_after: float | None = None
+    stall_after: float | None = None
+    at_risk_at: float | None = None
+    late_at: float | None = None
+    labels: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
     owner: str | None = None
     lease: int = 0
 

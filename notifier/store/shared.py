@@ -3,12 +3,17 @@ query, the watch-list upsert and the read-only summaries whose SQL is the same."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from notifier.config import JobSpec
+from notifier.jobfields import GroupConflict
 from notifier.store.columns import HEALTH_COLUMNS
 from notifier.store.rows import DELIVERY_STATES, CallbackHealth, HealthChange
+
+log = logging.getLogger("notifier.store")
 
 
 def health_after(
@@ -55,10 +60,30 @@ PRUNABLE_JOBS = """
 UPSERT_SET = """
     ON CONFLICT (id) DO UPDATE SET
         name = excluded.name, notify = excluded.notify, on_status = excluded.on_status,
-        source = excluded.source,
+        source = excluded.source, group_id = excluded.group_id, labels = excluded.labels,
+        metadata = excluded.metadata, deadline = excluded.deadline,
+        expire_after = excluded.expire_after, stall_after = excluded.stall_after,
         callback_url = CASE WHEN excluded.source = 'api' THEN excluded.callback_url
                             ELSE jobs.callback_url END
 """
+
+
+def check_group(spec: JobSpec, stored_group: str | None) -> None:
+    """Refuse to move a job that is in a group to another group (or out of it)."""
+    if stored_group is not None and spec.group != stored_group:
+        raise GroupConflict(spec.id, stored_group)
+
+
+def config_spec(spec: JobSpec, stored_group: str | None) -> JobSpec:
+    """A config job as synced: one already in another group stays in it (a warning)."""
+    if stored_group is None or spec.group == stored_group:
+        return spec
+    log.warning(
+        "config job %s: %s; it stays there (unwatch it, or restore its group)",
+        spec.id,
+        GroupConflict(spec.id, stored_group),
+    )
+    return spec.model_copy(update={"group": stored_group})
 
 
 class Summaries:

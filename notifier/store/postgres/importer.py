@@ -36,7 +36,8 @@ class _SqliteRows:
 _IMPORTED_JOB_COLUMNS = (
     "id, name, notify, on_status, source, state, unwatched_by, status, progress, job,"
     " registered_at, last_polled_at, next_poll_at, poll_interval, last_error, callback_url,"
-    " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta, job_updated_at"
+    " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta, job_updated_at,"
+    " group_id, labels, metadata, deadline, expire_after, stall_after, at_risk_at, late_at"
 )
 
 

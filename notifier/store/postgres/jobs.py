@@ -9,10 +9,17 @@ from typing import Any
 import psycopg
 
 from notifier.config import JobSpec
-from notifier.store.columns import JOB_COLUMNS, JOB_WIDTH, job_row, spec_columns
+from notifier.store.columns import (
+    FIELD_COLUMNS,
+    JOB_COLUMNS,
+    JOB_WIDTH,
+    field_columns,
+    job_row,
+    spec_columns,
+)
 from notifier.store.postgres.connection import AT, NOW, SYNC_LOCK, PostgresConnection, at, qualified
 from notifier.store.rows import Cursor, WatchedJob
-from notifier.store.shared import UPSERT_SET
+from notifier.store.shared import UPSERT_SET, check_group, config_spec
 
 log = logging.getLogger("notifier.store.postgres")
 
@@ -27,17 +34,25 @@ class PostgresJobs(PostgresConnection):
         source: str,
         now: float,
         callback_url: str | None = None,
+        since: dict[str, float] | None = None,
     ) -> None:
+        """Insert or update ``specs``; a duration deadline counts from the job's
+        ``since`` entry (default ``now``)."""
         offset = at(now)
-        rows = [
-            (s.id, s.name, *spec_columns(s), source, offset, offset, callback_url) for s in specs
-        ]
+        rows = []
+        for s in specs:
+            group, labels, metadata, deadline, expire, stall = field_columns(
+                s, (since or {}).get(s.id, now)
+            )
+            rows.append((s.id, s.name, *spec_columns(s), source, offset, offset, callback_url,
+                         group, labels, metadata, at(deadline, now), expire, stall))  # fmt: skip
         with conn.cursor() as cur:
             cur.executemany(
                 f"""
                 INSERT INTO jobs (id, name, notify, on_status, source, state, registered_at,
-                                  next_poll_at, callback_url)
-                VALUES (%s, %s, %s, %s, %s, 'watching', {AT}, {AT}, %s)
+                                  next_poll_at, callback_url, {", ".join(FIELD_COLUMNS)})
+                VALUES (%s, %s, %s, %s, %s, 'watching', {AT}, {AT}, %s,
+                        %s, %s::jsonb, %s, {AT}, %s, %s)
                 {UPSERT_SET}
                 """,
                 rows,
@@ -67,15 +82,25 @@ class PostgresJobs(PostgresConnection):
         specs = sorted(specs, key=lambda spec: spec.id)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYNC_LOCK,))
-            others = {
-                row[0]
+            stored = {
+                row[0]: row[1:]
                 for row in conn.execute(
-                    "SELECT id FROM jobs WHERE source != 'config' AND id = ANY(%s)",
-                    ([spec.id for spec in specs],),
+                    f"SELECT id, source, group_id, registered_at - {NOW} + %s, state FROM jobs"
+                    " WHERE id = ANY(%s)",
+                    (now, [spec.id for spec in specs]),
                 )
             }
-            mine = [spec for spec in specs if spec.id not in others]
-            self._upsert(conn, mine, "config", now)
+            mine = [
+                config_spec(spec, stored[spec.id][1] if spec.id in stored else None)
+                for spec in specs
+                if stored.get(spec.id, ("config",))[0] == "config"
+            ]
+            since = {
+                job_id: registered_at
+                for job_id, (_, _, registered_at, state) in stored.items()
+                if state != "unwatched"
+            }
+            self._upsert(conn, mine, "config", now, None, since)
             self._rewatch(conn, [spec.id for spec in mine], now, "config")
             conn.execute(
                 """
@@ -88,8 +113,16 @@ class PostgresJobs(PostgresConnection):
     def watch(
         self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
     ) -> WatchedJob:
-        """Add (or update) a job from the CLI or the API; it survives config reloads."""
+        """Add (or update) a job from the CLI or the API; it survives config reloads.
+
+        A job in a group registered under another is refused (:class:`GroupConflict`),
+        and nothing changes.
+        """
         with self._transaction() as conn:
+            stored = conn.execute(
+                "SELECT group_id FROM jobs WHERE id = %s FOR UPDATE", (spec.id,)
+            ).fetchone()
+            check_group(spec, None if stored is None else stored[0])
             self._upsert(conn, [spec], source, now, callback_url)
             self._rewatch(conn, [spec.id], now, "operator")
         return self.jobs(job_id=spec.id)[0]

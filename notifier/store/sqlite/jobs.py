@@ -6,9 +6,15 @@ import sqlite3
 from collections.abc import Iterable
 
 from notifier.config import JobSpec
-from notifier.store.columns import JOB_COLUMNS, job_row, spec_columns
+from notifier.store.columns import (
+    FIELD_COLUMNS,
+    JOB_COLUMNS,
+    field_columns,
+    job_row,
+    spec_columns,
+)
 from notifier.store.rows import Cursor, WatchedJob
-from notifier.store.shared import UPSERT_SET
+from notifier.store.shared import UPSERT_SET, check_group, config_spec
 from notifier.store.sqlite.connection import SqliteConnection
 from notifier.store.sqlite.filters import filters, keyset
 
@@ -23,16 +29,20 @@ class SqliteJobs(SqliteConnection):
         source: str,
         now: float,
         callback_url: str | None = None,
+        registered_at: float | None = None,
     ) -> None:
+        """Insert or update ``spec``; a duration deadline counts from ``registered_at``
+        (default ``now``)."""
         conn.execute(
             f"""
             INSERT INTO jobs (id, name, notify, on_status, source, state, registered_at,
-                              next_poll_at, callback_url)
-            VALUES (?, ?, ?, ?, ?, 'watching', ?, ?, ?)
+                              next_poll_at, callback_url, {", ".join(FIELD_COLUMNS)})
+            VALUES (?, ?, ?, ?, ?, 'watching', ?, ?, ?, ?, ?, ?, ?, ?, ?)
             {UPSERT_SET}
             """,
-            (spec.id, spec.name, *spec_columns(spec), source, now, now, callback_url),
-        )
+            (spec.id, spec.name, *spec_columns(spec), source, now, now, callback_url,
+             *field_columns(spec, registered_at or now)),
+        )  # fmt: skip
 
     def _rewatch(self, conn: sqlite3.Connection, job_id: str, now: float, by: str) -> None:
         """Watch again a job that was unwatched (by ``by``) or expired."""
@@ -58,10 +68,18 @@ class SqliteJobs(SqliteConnection):
             cli_jobs = {
                 row[0] for row in conn.execute("SELECT id FROM jobs WHERE source!='config'")
             }
+            known = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT id, group_id, registered_at, state FROM jobs WHERE source='config'"
+                )
+            }
             for spec in specs:
                 if spec.id in cli_jobs:
                     continue
-                self._upsert(conn, spec, "config", now)
+                group, registered_at, state = known.get(spec.id, (None, now, None))
+                since = now if state == "unwatched" else registered_at
+                self._upsert(conn, config_spec(spec, group), "config", now, None, since)
                 self._rewatch(conn, spec.id, now, "config")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (id TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM listed")
@@ -77,8 +95,14 @@ class SqliteJobs(SqliteConnection):
     def watch(
         self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
     ) -> WatchedJob:
-        """Add (or update) a job from the CLI or the API; it survives config reloads."""
+        """Add (or update) a job from the CLI or the API; it survives config reloads.
+
+        A job in a group registered under another is refused (:class:`GroupConflict`),
+        and nothing changes.
+        """
         with self._transaction() as conn:
+            stored = conn.execute("SELECT group_id FROM jobs WHERE id = ?", (spec.id,)).fetchone()
+            check_group(spec, None if stored is None else stored[0])
             self._upsert(conn, spec, source, now, callback_url)
             self._rewatch(conn, spec.id, now, "operator")
         return self.jobs(job_id=spec.id)[0]
