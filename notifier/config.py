@@ -44,6 +44,7 @@ from notifier.events import JobStatus
 from notifier.jobfields import Deadline
 from notifier.problems import key_path as key_path
 from notifier.problems import validation_problems, yaml_problem
+from notifier.routing import Route
 
 DEFAULT_CONFIG_PATH = Path("/etc/datasaur-notifier/config.yaml")
 DEFAULT_ON_STATUS = (JobStatus.DELIVERED, JobStatus.FAILED)
@@ -349,6 +350,7 @@ class Config(StateLocation):
     metrics: MetricsSettings = MetricsSettings()
     callbacks: dict[str, _callback_union()] = {}  # type: ignore[valid-type]
     jobs: list[JobSpec] = []
+    routes: list[Route] = []
 
     @model_validator(mode="after")
     def _lease_outlasts_a_request(self) -> Config:
@@ -472,7 +474,8 @@ def expand_variables(
 
 
 def _cross_check(raw: dict[str, Any]) -> list[str]:
-    """Checks that span sections: job ids unique, ``notify`` names configured callbacks."""
+    """Checks that span sections: job ids unique, ``notify`` (of jobs, routes and
+    ``delivery.alert_via``) names configured callbacks."""
     problems: list[str] = []
     callbacks: dict[str, Any] = raw.get("callbacks") or {}
     jobs: list[Any] = raw.get("jobs") or []
@@ -495,10 +498,18 @@ def _cross_check(raw: dict[str, Any]) -> list[str]:
             if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
                 problems.append(f"jobs[{index}].notify[{position}]: {problem}")
     delivery = raw.get("delivery")
-    alert_via = delivery.get("alert_via") if isinstance(delivery, dict) else None
-    for position, name in enumerate(alert_via if isinstance(alert_via, list) else []):
-        if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
-            problems.append(f"delivery.alert_via[{position}]: {problem}")
+    named = [
+        ("delivery.alert_via", delivery.get("alert_via") if isinstance(delivery, dict) else None)
+    ]
+    routes = raw.get("routes")
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        named.append(
+            (f"routes[{index}].notify", route.get("notify") if isinstance(route, dict) else None)
+        )
+    for path, names in named:
+        for position, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
+                problems.append(f"{path}[{position}]: {problem}")
     return problems
 
 

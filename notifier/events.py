@@ -16,6 +16,10 @@ from notifier.durations import format_duration
 TERMINAL_STATUSES = frozenset({"DELIVERED", "FAILED"})
 EXPIRED_EVENT = "job.expired"
 STALLED_EVENT = "job.stalled"
+LATE_EVENT = "job.late"
+AT_RISK_EVENT = "job.at_risk"
+# A group's events (issue 21.2), valid in a callback's ``events`` filter as well.
+GROUP_EVENTS = ("group.completed", "group.failed", "group.late", "group.at_risk")
 TEST_EVENT = "test"
 ALERT_PREFIX = "callback."
 
@@ -50,11 +54,16 @@ def build_payload(
     previous_status: str | None,
     observed_at: float,
     extra: dict[str, Any] | None = None,
+    group: str | None = None,
+    labels: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Return the payload for ``event`` about ``job`` (Datasaur's object, or None).
 
     ``extra`` adds event-specific fields to ``data`` (``job.stalled``: ``stalled_for_s``
-    and ``stalled_since``).
+    and ``stalled_since``); then come the job's registration fields (issue 21):
+    ``group`` (or null), ``labels``, ``metadata`` (``{}`` when none) and ``deadline``.
     """
     job = job or {}
     return {
@@ -71,7 +80,23 @@ def build_payload(
             "observed_at": isoformat(observed_at),
             "job": job or None,
             **(extra or {}),
+            **registration_data(group, labels, metadata, deadline),
         },
+    }
+
+
+def registration_data(
+    group: str | None,
+    labels: dict[str, str] | None,
+    metadata: dict[str, Any] | None,
+    deadline: float | None,
+) -> dict[str, Any]:
+    """The ``data`` fields every job event carries from the job's registration."""
+    return {
+        "group": group,
+        "labels": dict(labels or {}),
+        "metadata": dict(metadata or {}),
+        "deadline": None if deadline is None else isoformat(deadline),
     }
 
 
@@ -99,6 +124,7 @@ def sample_payload(now: float) -> dict[str, Any]:
         job=job,
         previous_status="IN_PROGRESS",
         observed_at=now,
+        labels={"queue": "AutoLabelQueue"},
     )
 
 
@@ -127,10 +153,17 @@ def describe(payload: dict[str, Any]) -> str:
     data = payload["data"]
     if is_alert(payload):
         return f"callback {data['callback']} {payload['type'].removeprefix(ALERT_PREFIX)}"
-    label = data.get("name") or data["job_id"]
+    label = data.get("name") or data.get("job_id") or data.get("group")
     status = data.get("status") or "?"
     if payload["type"] == STALLED_EVENT:
         since = format_duration(float(data.get("stalled_for_s") or 0))
         return f"{label}: STALLED ({status}, no change for {since})"
+    if payload["type"] == LATE_EVENT:
+        return f"{label}: LATE ({status}, deadline {data.get('deadline')})"
+    if payload["type"] == AT_RISK_EVENT:
+        return (
+            f"{label}: AT RISK ({status}, expected {data.get('eta')}, deadline"
+            f" {data.get('deadline')})"
+        )
     what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else status
     return f"{label}: {what}"

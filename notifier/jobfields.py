@@ -13,7 +13,7 @@ import json
 import re
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from notifier.durations import parse_duration
@@ -98,6 +98,16 @@ def check_labels(value: Any) -> dict[str, str] | None:
     if problems:
         raise ValueError("; ".join(problems))
     return dict(value)
+
+
+def label_filter(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...] | None:
+    """Label filters (all must match) once per key; None when a key is wanted with two
+    values, which no job can match."""
+    wanted: dict[str, str] = {}
+    for key, value in pairs:
+        if wanted.setdefault(key, value) != value:
+            return None
+    return tuple(wanted.items())
 
 
 def queue_of(job_id: str) -> str | None:

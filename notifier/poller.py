@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from notifier import callback_urls, metrics
+from notifier import metrics
 from notifier.backoff import exponential
 from notifier.config import Config, PollingSettings
 from notifier.datasaur import ApiUnavailable, DatasaurClient, QueryRejected, TokenRefused
 from notifier.datasaur_answers import KNOWN_STATUSES, Observation
 from notifier.eta import Baseline, estimate, interval_until, next_baseline
 from notifier.events import (
+    AT_RISK_EVENT,
     EXPIRED_EVENT,
     STALLED_EVENT,
     TERMINAL_STATUSES,
@@ -31,6 +32,7 @@ from notifier.events import (
     stall_fields,
 )
 from notifier.logs import scrub
+from notifier.recipients import Recipients, complete, late_event
 from notifier.store import JobUpdate, NewEvent, Store, WatchedJob, updated_at_of
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "not found"
 SPREAD = 0.2  # a batch's next polls land at [0.8, 1.0] x their interval
 TOKEN_ERROR_EVERY = 60.0  # seconds between two "fixed token refused" lines
+LATE_BATCH = 200  # jobs the deadline sweep marks late per transaction
 __all__ = ["Observation", "Poller", "decide", "jitter"]
 
 
@@ -115,15 +118,20 @@ def decide(
             event(event_type(status))
     state = "watching"
     stalls = job.stalls
+    expire_after = polling.expire_after if job.expire_after is None else job.expire_after
+    stall_after = polling.stall_after if job.stall_after is None else job.stall_after
     if terminal:
         state = "done"
-    elif polling.expire_after and now - job.registered_at >= polling.expire_after:
+    elif expire_after and now - job.registered_at >= expire_after:
         state = "expired"
         event(EXPIRED_EVENT)
-    elif (since := _stalled_since(seen, changed_at, stalled, now, polling)) is not None:
+    elif (since := _stalled_since(seen, changed_at, stalled, now, stall_after)) is not None:
         stalls, stalled = stalls + 1, True
         event(STALLED_EVENT, occurrence=stalls, extra=stall_fields(since, now))
     watching = state == "watching"
+    at_risk = watching and at_risk_now(job, eta, now)
+    if at_risk:
+        event(AT_RISK_EVENT, extra={"eta": isoformat(eta)} if eta is not None else None)
     schedule_only = (
         watching
         and changed_job is None
@@ -136,20 +144,28 @@ def decide(
         job.id, state, status, progress, changed_job, now,
         interval * spread + now if watching else None, interval, error, events, job.lease,
         changed_at, stalls, stalled, started_at, baseline.at, baseline.progress,
-        eta if watching else None, schedule_only,
+        eta if watching else None, schedule_only, at_risk,
     )  # fmt: skip
 
 
+def at_risk_now(job: WatchedJob, eta: float | None, now: float) -> bool:
+    """Whether this poll's estimate puts ``job`` past its deadline, before the deadline
+    and for the first time (never once job.late is recorded)."""
+    if job.deadline is None or eta is None or job.at_risk_at is not None:
+        return False
+    return job.late_at is None and now < job.deadline < eta
+
+
 def _stalled_since(
-    seen: Observation, changed_at: float | None, stalled: bool, now: float, polling: PollingSettings
+    seen: Observation, changed_at: float | None, stalled: bool, now: float, stall_after: float
 ) -> float | None:
     """When the job last changed, if this poll finds it stalled for the first time since.
 
     Only an answer counts: an error or an unknown id says nothing about progress.
     """
-    if not polling.stall_after or stalled or changed_at is None:
+    if not stall_after or stalled or changed_at is None:
         return None
-    if seen.error is not None or not seen.found or now - changed_at < polling.stall_after:
+    if seen.error is not None or not seen.found or now - changed_at < stall_after:
         return None
     return changed_at
 
@@ -180,6 +196,10 @@ def _event(
         previous_status=job.status,
         observed_at=now,
         extra=extra,
+        group=job.group,
+        labels=job.labels,
+        metadata=job.metadata,
+        deadline=job.deadline,
     )
     return NewEvent(
         event=event,
@@ -211,6 +231,7 @@ class Poller:
         self.token_error_at = -TOKEN_ERROR_EVERY
         self.warned_statuses: set[str] = set()
         self.config = config
+        self.recipients = Recipients.of(config)
         self.client = DatasaurClient(config.datasaur)
         self._connect(config)
 
@@ -220,27 +241,14 @@ class Poller:
         self.limiter = self.store.rate_limiter(config.datasaur.max_requests_per_second)
 
     def reconfigure(self, config: Config) -> None:
-        """Use a new config (after SIGHUP); the API client is rebuilt if its settings changed."""
+        """Use a new config (after SIGHUP); the API client is rebuilt if its settings changed.
+
+        Callbacks, filters and routes apply to the events recorded from now on.
+        """
         if config.datasaur != self.config.datasaur:
             self._connect(config)
         self.config = config
-
-    @staticmethod
-    def targets(job: WatchedJob, every: Sequence[str]) -> Sequence[str]:
-        """The callbacks a job notifies: its ``notify`` list (else ``every`` callback), and
-        its own ``callback_url``'s lane."""
-        names = every if job.notify is None else job.notify
-        if job.callback_url is None:
-            return names
-        return [*names, callback_urls.origin_of(job.callback_url)]
-
-    def filters(self) -> dict[str, tuple[str, ...]]:
-        """The event types each callback with an ``events`` list takes."""
-        return {
-            name: tuple(settings.events)
-            for name, settings in self.config.callbacks.items()
-            if settings.events is not None
-        }
+        self.recipients = Recipients.of(config)
 
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
@@ -253,6 +261,7 @@ class Poller:
         polled = 0
         batch_size = self.config.datasaur.batch_size
         started = self.clock()
+        self.sweep_deadlines(started)
         while not self.stopping.is_set() and self.clock() >= self.backoff_until:
             granted = self.limiter.take(self.store.requests_per_write)
             if not granted:
@@ -353,12 +362,38 @@ class Poller:
         if self.failures and any(s.error is None for s in seen):
             log.info("Datasaur API is answering again after %d failed attempts", self.failures)
             self.failures = 0
-        now, polling, every = self.clock(), self.config.polling, tuple(self.config.callbacks)
-        filters, spread = self.filters(), jitter(self.rng)
-        return [
-            decide(job, s, now, polling, self.targets(job, every), spread, filters)
+        now, polling, recipients = self.clock(), self.config.polling, self.recipients
+        filters, spread = recipients.filters, jitter(self.rng)
+        updates = [
+            decide(job, s, now, polling, recipients.targets(job), spread, filters)
             for job, s in zip(jobs, seen, strict=True)
         ]
+        return complete(updates, {job.id: job for job in jobs}, self.store, recipients)
+
+    def sweep_deadlines(self, now: float) -> int:
+        """Record ``job.late`` for the watched jobs whose deadline passed by ``now``,
+        polled or not (Datasaur need not answer: the clock decides); returns how many.
+
+        Every tick, before polling: one probe of an index of the jobs with a deadline
+        and no job.late yet, so it costs next to nothing when none is due.
+        """
+        recorded = 0
+        while not self.stopping.is_set():
+            due = self.store.deadlines_due(now, LATE_BATCH)
+            if not due:
+                break
+            late = [(job.id, [late_event(job, now, self.recipients)]) for job in due]
+            written = self.store.record_late(late, now)
+            for job_id, events in late:
+                if job_id not in written.refused:
+                    recorded += 1
+                    self._log_update(JobUpdate(job_id, "watching", None, None, None, now,
+                                               None, None, None, events))  # fmt: skip
+            if written.created:
+                self.on_enqueued()
+            if len(due) < LATE_BATCH or len(written.refused) == len(due):
+                break
+        return recorded
 
     def _write(self, updates: list[JobUpdate]) -> None:
         if not updates:

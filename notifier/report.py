@@ -138,7 +138,24 @@ def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
         for job in jobs
     ]
     headers = ["JOB", "NAME", "STATE", "STATUS", "PROGRESS", "POLLED", "NEXT POLL", "ETA", "ERROR"]
+    # Issue 21's columns, only when some job has a group or a deadline.
+    if any(job.group for job in jobs):
+        headers.insert(2, "GROUP")
+        for row, job in zip(rows, jobs, strict=True):
+            row.insert(2, job.group or "-")
+    if any(job.deadline is not None for job in jobs):
+        headers.insert(-1, "DEADLINE")
+        for row, job in zip(rows, jobs, strict=True):
+            row.insert(-1, deadline_text(job, now))
     return table(headers, rows) if rows else "no watched jobs"
+
+
+def deadline_text(job: WatchedJob, now: float) -> str:
+    """``in 2h``, ``in 5m (at risk)``, ``3m ago (late)``, or ``-``."""
+    if job.deadline is None:
+        return "-"
+    mark = " (late)" if job.late_at else " (at risk)" if job.at_risk_at else ""
+    return relative_time(job.deadline, now) + mark
 
 
 def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -> str:

@@ -215,3 +215,67 @@ def test_watch_refuses_another_group_and_changes_nothing(config_file: Path) -> N
         job["id"]: job for job in json.loads(cli(config_file, "status", "--json").stdout)["jobs"]
     }
     assert set(jobs) == {"J"} and (jobs["J"]["group"], jobs["J"]["name"]) == ("a", None)
+
+
+def test_routes_name_unknown_callbacks_and_bad_matches_with_their_key_path() -> None:
+    found = problems(
+        """
+routes:
+  - {match: {team: ml}, notify: [hook, nope]}
+  - {match: {Team: ml}, notify: [hook], continue: maybe}
+  - {notify: [hook]}
+"""
+    )
+    assert "routes[0].notify[1]: unknown callback 'nope' (known: hook)" in found
+    assert any(p.startswith("routes[1].match: label key 'Team'") for p in found), found
+    assert any(p.startswith("routes[1].continue: ") for p in found), found
+    assert "routes[2].match: required" in found
+    assert len(found) == 4, found
+
+
+def test_check_config_names_an_unknown_callback_in_a_route(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(BASE + "routes: [{match: {team: ml}, notify: [gone]}]\n")
+    done = cli(path, "check-config")
+    assert done.returncode == 2
+    assert "routes[0].notify[0]: unknown callback 'gone' (known: hook)" in done.stderr
+
+
+def test_api_lists_jobs_by_group_and_labels(api: tuple[testing.TestClient, Any]) -> None:
+    client, _ = api
+    post(client, {"id": "Q:1", "group": "g", "labels": {"team": "ml", "env": "prod"}})
+    post(client, {"id": "Q:2", "group": "g", "labels": {"team": "web"}})
+    post(client, {"id": "R:3", "labels": {"team": "ml"}})
+
+    def listed(query: str) -> list[str]:
+        answer = client.simulate_get("/v1/jobs", query_string=query)
+        assert answer.status_code == 200, answer.text
+        return [job["id"] for job in answer.json["jobs"]]
+
+    assert listed("group=g") == ["Q:1", "Q:2"]
+    assert listed("label=team=ml") == ["Q:1", "R:3"]
+    assert listed("label=team=ml&label=env=prod") == ["Q:1"]
+    assert listed("group=g&label=queue=Q") == ["Q:1", "Q:2"]
+    assert listed("label=team=ml&label=team=web") == []
+    bad = client.simulate_get("/v1/jobs", query_string="label=Team&group=a&group=b")
+    assert bad.status_code == 422
+    assert sorted(d["path"] for d in bad.json["details"]) == ["group", "label"]
+
+
+def test_status_filters_by_group_and_labels(config_file: Path) -> None:
+    cli(config_file, "watch", "Q:1", "--group", "g", "--label", "team=ml")
+    cli(config_file, "watch", "Q:2", "--label", "team=ml")
+    cli(config_file, "watch", "R:3", "--group", "g")
+
+    def listed(*flags: str) -> list[str]:
+        done = cli(config_file, "status", "--json", *flags)
+        assert done.returncode == 0, done.stderr
+        return [job["id"] for job in json.loads(done.stdout)["jobs"]]
+
+    assert listed("--group", "g") == ["Q:1", "R:3"]
+    assert listed("--label", "team=ml") == ["Q:1", "Q:2"]
+    assert listed("--group", "g", "--label", "team=ml", "--label", "queue=Q") == ["Q:1"]
+    table = cli(config_file, "status", "--group", "g").stdout
+    assert table.splitlines()[0].split()[:3] == ["JOB", "NAME", "GROUP"]
+    bad = cli(config_file, "status", "--label", "nokey")
+    assert bad.returncode == 2 and "--label 'nokey': expected KEY=VALUE" in bad.stderr

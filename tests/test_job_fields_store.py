@@ -95,3 +95,24 @@ def test_a_config_job_keeps_its_group_when_the_file_names_another(store: Any) ->
     store.sync_config_jobs([spec("C", group="b", name="renamed")], now + 1)
     [job] = store.jobs(job_id="C")
     assert (job.group, job.name) == ("a", "renamed")
+
+
+def test_jobs_filter_by_group_and_labels(store: Any) -> None:
+    now = time.time()
+    store.watch(spec("AutoLabelQueue:1", group="g", labels={"team": "ml", "x.y/z": "1"}), now)
+    store.watch(spec("AutoLabelQueue:2", group="g", labels={"team": "web"}), now + 1)
+    store.watch(spec("ExportQueue:3", labels={"team": "ml"}), now + 2)
+
+    def found(**filters: Any) -> list[str]:
+        return [job.id for job in store.jobs(**filters)]
+
+    assert found(group="g") == ["AutoLabelQueue:1", "AutoLabelQueue:2"]
+    assert found(labels=[("team", "ml")]) == ["AutoLabelQueue:1", "ExportQueue:3"]
+    assert found(group="g", labels=[("team", "ml")]) == ["AutoLabelQueue:1"]
+    assert found(labels=[("team", "ml"), ("x.y/z", "1")]) == ["AutoLabelQueue:1"]
+    assert found(labels=[("queue", "ExportQueue")]) == ["ExportQueue:3"]  # the implicit one
+    assert found(labels=[("team", "nope")]) == [] and found(group="other") == []
+    page = store.jobs(labels=[("team", "ml")], limit=1)
+    assert [job.id for job in page] == ["AutoLabelQueue:1"]
+    after = (page[0].registered_at, page[0].id)
+    assert found(labels=[("team", "ml")], after=after) == ["ExportQueue:3"]

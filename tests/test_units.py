@@ -233,6 +233,11 @@ def test_terminal_status_fires_one_event_and_ends_the_watch(status: str) -> None
             "job": details,
             "started_at": isoformat(NOW),  # first seen by this very poll
             "duration_s": 0.0,
+            # Issue 21's registration fields (labels and metadata: read when recorded).
+            "group": None,
+            "labels": {},
+            "metadata": {},
+            "deadline": None,
         },
     }
 
@@ -557,6 +562,10 @@ def test_payload_without_a_job_object() -> None:
         "errors": None,
         "observed_at": isoformat(NOW),
         "job": None,
+        "group": None,
+        "labels": {},
+        "metadata": {},
+        "deadline": None,
     }
     assert describe(payload) == "j: EXPIRED"
 

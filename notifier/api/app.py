@@ -35,7 +35,7 @@ from notifier.api.parsing import (
 from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
-from notifier.jobfields import GroupConflict
+from notifier.jobfields import GroupConflict, label_filter
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
 from notifier.store import Cursor, Store, StoreError, WatchedJob
@@ -220,9 +220,19 @@ class Api:
         return problems
 
     def list_jobs(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
-        query = validate_query(models.JobsQuery, req)
+        query = validate_query(models.JobsQuery, req, repeatable=("label",))
         after = None if query.cursor is None else models.decode_cursor(query.cursor)
-        jobs = self.store.jobs(state=query.state, after=after, limit=query.limit + 1)
+        labels = label_filter(query.labels())
+        if labels is None:  # one key wanted with two values: no job has both
+            resp.media = {"jobs": [], "next_cursor": None}
+            return
+        jobs = self.store.jobs(
+            state=query.state,
+            after=after,
+            limit=query.limit + 1,
+            group=query.group,
+            labels=labels,
+        )
         page, cursor = _page(jobs, query.limit, lambda job: (job.registered_at, job.id))
         resp.media = {"jobs": [job_document(job) for job in page], "next_cursor": cursor}
 

@@ -28,29 +28,16 @@ def parse_cursor(value: str) -> int | Literal["now"]:
     return int(value)
 
 
-class StreamQuery(BaseModel):
-    """What a reader wants from the feed; every filter given must match."""
+class LabelFilters(BaseModel):
+    """``group`` and ``label`` (``key=value``, repeatable: all must match) of a query:
+    the feed's and ``GET /v1/jobs``'s."""
 
     model_config = ConfigDict(extra="forbid")
 
-    after: StrictStr | None = Field(
-        default=None,
-        description="a cursor: events after it; absent: from the oldest kept; now: only new ones",
-    )
-    type: list[FeedType] | None = Field(  # type: ignore[valid-type]
-        default=None, description="event types (repeat the parameter, or separate by commas)"
-    )
-    group: StrictStr | None = Field(default=None, description="only events of this group")
+    group: StrictStr | None = Field(default=None, description="only those of this group")
     label: list[StrictStr] | None = Field(
         default=None, description="key=value; repeatable: all must match"
     )
-
-    @field_validator("after")
-    @classmethod
-    def _cursor(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cursor(value)
-        return value
 
     @field_validator("label")
     @classmethod
@@ -67,6 +54,25 @@ class StreamQuery(BaseModel):
             key, _, value = item.partition("=")
             pairs.append((key, value))
         return tuple(pairs)
+
+
+class StreamQuery(LabelFilters):
+    """What a reader wants from the feed; every filter given must match."""
+
+    after: StrictStr | None = Field(
+        default=None,
+        description="a cursor: events after it; absent: from the oldest kept; now: only new ones",
+    )
+    type: list[FeedType] | None = Field(  # type: ignore[valid-type]
+        default=None, description="event types (repeat the parameter, or separate by commas)"
+    )
+
+    @field_validator("after")
+    @classmethod
+    def _cursor(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_cursor(value)
+        return value
 
 
 class EventsQuery(StreamQuery):

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.json_schema import models_json_schema
 
 from notifier import __version__, jobfields
-from notifier.api.feed_models import EventPage, EventsQuery, Gone, StreamQuery
+from notifier.api.feed_models import EventPage, EventsQuery, Gone, LabelFilters, StreamQuery
 from notifier.events import JobStatus
 from notifier.jobfields import Deadline
 from notifier.silences import SilenceRequest
@@ -126,8 +126,8 @@ class _Page(_Strict):
         return value
 
 
-class JobsQuery(_Page):
-    """``GET /v1/jobs`` query parameters."""
+class JobsQuery(_Page, LabelFilters):
+    """``GET /v1/jobs`` query parameters (``label`` may be repeated)."""
 
     state: JobState | None = None
 

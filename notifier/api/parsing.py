@@ -66,21 +66,26 @@ def read_json(req: falcon.Request) -> Any:
         raise ApiError(400, "the body is not JSON") from None
 
 
-def query_of(req: falcon.Request) -> tuple[dict[str, Any], list[Detail]]:
-    """The query string as one value per name, and a problem per name given twice."""
+def query_of(
+    req: falcon.Request, repeatable: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], list[Detail]]:
+    """The query string as one value per name (a list for each ``repeatable`` name), and
+    a problem per other name given twice."""
     values: dict[str, Any] = {}
     repeated = []
     for name, value in req.params.items():
-        if isinstance(value, list):
+        if name in repeatable:
+            values[name] = value if isinstance(value, list) else [value]
+        elif isinstance(value, list):
             repeated.append(detail(name, f"given {len(value)} times; give it once"))
         else:
             values[name] = value
     return values, repeated
 
 
-def validate_query(model: type[M], req: falcon.Request) -> M:
+def validate_query(model: type[M], req: falcon.Request, repeatable: tuple[str, ...] = ()) -> M:
     """The query string as ``model``, or 422 with every problem."""
-    values, repeated = query_of(req)
+    values, repeated = query_of(req, repeatable)
     return validate(model, values, found=repeated)
 
 

@@ -42,6 +42,8 @@ NOTIFY_TYPES = {
     "job.failed": "failure",
     "job.expired": "warning",
     "job.stalled": "warning",
+    "job.late": "failure",
+    "job.at_risk": "warning",
     "callback.paused": "failure",
     "callback.resumed": "success",
 }

@@ -54,6 +54,12 @@ EVENT_TYPES = (
     "job.none",
     "job.expired",
     "job.stalled",
+    "job.late",
+    "job.at_risk",
+    "group.completed",
+    "group.failed",
+    "group.late",
+    "group.at_risk",
 )
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m)\s*$")
 

@@ -98,8 +98,16 @@ def job_field_values(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def filter_values(args: argparse.Namespace) -> tuple[str | None, tuple[tuple[str, str], ...]]:
-    """A listing's ``--group`` and ``--label`` filters."""
+def filter_values(
+    args: argparse.Namespace,
+) -> tuple[str | None, tuple[tuple[str, str], ...] | None]:
+    """A listing's ``--group`` and ``--label`` filters (labels None: a key given with two
+    values, which no job matches)."""
     group = None if args.group is None else _checked("--group", jobfields.check_group, args.group)
-    labels = label_pairs(args.label) or {}
-    return group, tuple(labels.items())
+    pairs = []
+    for item in args.label or []:
+        key, equals, value = item.partition("=")
+        if not equals or not jobfields.LABEL_KEY.match(key):
+            raise UsageError(f"--label {item!r}: expected KEY=VALUE (key: a-z, 0-9, _./-)")
+        pairs.append((key, value))
+    return group, jobfields.label_filter(pairs)

@@ -18,6 +18,7 @@ from notifier.cli.base import (
     print_json,
     show,
 )
+from notifier.cli.jobflags import add_filter_arguments, filter_values
 from notifier.config import StateView
 from notifier.report import (
     attempt_document,
@@ -65,8 +66,14 @@ def cmd_status(args: argparse.Namespace, config: StateView) -> int:
     """The watch list, and the callbacks whose lanes are paused."""
     store = open_state(config, create=False)
     _known_job(store, args.job)
-    jobs = store.jobs(state=args.state, job_id=args.job)
+    group, labels = filter_values(args)
+    jobs = [] if labels is None else store.jobs(args.state, args.job, group=group, labels=labels)
     return show(args, "jobs", jobs, job_document, jobs_table, store.callback_health())
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    _listing(JOB_STATES)(parser)
+    add_filter_arguments(parser)
 
 
 def cmd_deliveries(args: argparse.Namespace, config: StateView) -> int:
@@ -161,7 +168,7 @@ def _backup_path(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("status", cmd_status, "Show the watched jobs.", _listing(JOB_STATES), "state"),
+    Command("status", cmd_status, "Show the watched jobs.", _status_arguments, "state"),
     Command(
         "deliveries",
         cmd_deliveries,

@@ -26,7 +26,9 @@ from notifier.store.rows import (
     HealthChange,
     Instance,
     InstanceRecord,
+    JobExtras,
     JobUpdate,
+    LateJob,
     NewEvent,
     PollsWritten,
     PruneCounts,
@@ -93,7 +95,12 @@ class Store(Protocol):
         job_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        group: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
     ) -> list[WatchedJob]: ...
+    def job_extras(self, job_ids: Sequence[str]) -> dict[str, JobExtras]: ...
+    def deadlines_due(self, now: float, limit: int) -> list[WatchedJob]: ...
+    def record_late(self, late: Sequence[LateJob], now: float) -> PollsWritten: ...
     def deliveries(
         self,
         state: str | None = None,

@@ -113,6 +113,18 @@ class JobUpdate(NamedTuple):
     baseline_progress: int | None = None
     eta: float | None = None
     schedule_only: bool = False
+    at_risk: bool = False  # job.at_risk is among the events: record when (at_risk_at)
+
+
+class JobExtras(NamedTuple):
+    """What an event reads of a job beyond its claim (labels, metadata)."""
+
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+
+
+# A job whose deadline passed, and the events that say so (see Store.record_late).
+LateJob = tuple[str, Sequence["NewEvent"]]
 
 
 class PollsWritten(NamedTuple):

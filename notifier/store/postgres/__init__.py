@@ -25,6 +25,7 @@ Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (t
 from __future__ import annotations
 
 from notifier.store.postgres.claims import PostgresClaims
+from notifier.store.postgres.deadlines import PostgresDeadlines
 from notifier.store.postgres.feed import PostgresFeed
 from notifier.store.postgres.health import PostgresHealth
 from notifier.store.postgres.importer import ImportCounts, PostgresImport
@@ -51,5 +52,6 @@ class PostgresStore(
     PostgresImport,
     PostgresFeed,
     PostgresSilences,
+    PostgresDeadlines,
 ):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""

@@ -87,7 +87,8 @@ _POLLED = f"UPDATE jobs SET {_POLLED_SET} {_POLL_GUARD} RETURNING id"
 _CHANGED = f"""
     UPDATE jobs SET {_POLLED_SET}, state = %s, status = %s, progress = %s,
                     job = coalesce(%s, job),
-                    job_updated_at = CASE WHEN %s THEN %s ELSE job_updated_at END
+                    job_updated_at = CASE WHEN %s THEN %s ELSE job_updated_at END,
+                    at_risk_at = CASE WHEN %s THEN {AT} ELSE at_risk_at END
     {_POLL_GUARD} RETURNING id
 """
 
@@ -108,7 +109,7 @@ def _write_of(u: JobUpdate, base: float) -> tuple[str, tuple[Any, ...]]:
         return _RESCHEDULED, _rescheduled(u, base)
     if is_quiet(u):
         return _POLLED, _polled(u, base)
-    return _CHANGED, (*_polled(u, base), *_changes(u))
+    return _CHANGED, (*_polled(u, base), *_changes(u), u.at_risk, at(u.polled_at, base))
 
 
 def _changes(u: JobUpdate) -> tuple[Any, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -146,18 +147,37 @@ class PostgresJobs(PostgresConnection):
         job_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        group: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
     ) -> list[WatchedJob]:
-        """The watch list, optionally filtered, in registration order, with lease holders."""
+        """The watch list, optionally filtered (``labels``: all must match, one jsonb
+        containment), in registration order, with lease holders."""
         start, start_id = after or (None, None)
+        wanted = json.dumps(dict(labels)) if labels else None
         rows = self._query(
             f"""
             SELECT {qualified(JOB_COLUMNS, "j")}, i.name FROM jobs j
             LEFT JOIN instances i ON i.id = j.lease_owner AND j.lease_until >= {NOW}
             WHERE (%s::text IS NULL OR j.state = %s) AND (%s::text IS NULL OR j.id = %s)
+              AND (%s::text IS NULL OR j.group_id = %s)
+              AND (%s::jsonb IS NULL OR j.labels @> %s::jsonb)
               AND (%s::float8 IS NULL OR (j.registered_at, j.id) > (%s, %s))
             ORDER BY j.registered_at, j.id
             LIMIT %s
             """,
-            (state, state, job_id, job_id, start, start, start_id, limit),
+            (
+                state,
+                state,
+                job_id,
+                job_id,
+                group,
+                group,
+                wanted,
+                wanted,
+                start,
+                start,
+                start_id,
+                limit,
+            ),
         )
         return [job_row(row, owner=row[JOB_WIDTH]) for row in rows]

@@ -8,11 +8,13 @@ reads and the delivery lanes keep their in-flight ids in memory.
 One module per concern: ``connection`` (connections, transactions, migrations),
 ``jobs`` (the watch list), ``polls`` (claims and poll writes), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``instances`` (heartbeat,
-rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log).
+rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log),
+``deadlines`` (an event's labels and metadata, the deadline sweep).
 """
 
 from __future__ import annotations
 
+from notifier.store.sqlite.deadlines import SqliteDeadlines
 from notifier.store.sqlite.feed import SqliteFeed
 from notifier.store.sqlite.health import SqliteHealth
 from notifier.store.sqlite.instances import SqliteInstances
@@ -34,5 +36,6 @@ class SqliteStore(
     SqliteMaintenance,
     SqliteFeed,
     SqliteSilences,
+    SqliteDeadlines,
 ):
     """:class:`~notifier.store.base.Store` on one SQLite file in WAL mode."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from notifier.config import JobSpec
 from notifier.store.columns import (
@@ -126,9 +126,15 @@ class SqliteJobs(SqliteConnection):
         job_id: str | None = None,
         after: Cursor | None = None,
         limit: int | None = None,
+        group: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
     ) -> list[WatchedJob]:
-        """The watch list, optionally filtered, in registration order (then id)."""
-        where, params = filters(state=state, id=job_id)
+        """The watch list, optionally filtered (``labels``: all must match), in
+        registration order (then id)."""
+        where, params = filters(state=state, id=job_id, group_id=group)
+        for key, value in labels:
+            where += f"{' AND' if where else ' WHERE'} json_extract(labels, ?) = ?"
+            params += [f'$."{key}"', value]
         where, params = keyset(where, params, "registered_at", after)
         rows = self._query(
             f"SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY registered_at, id LIMIT ?",

@@ -29,7 +29,8 @@ _RESCHEDULED_TOGETHER = f"""
 _POLLED = f"UPDATE jobs SET {_POLLED_SET} {_WATCHED}"
 _CHANGED = f"""
     UPDATE jobs SET {_POLLED_SET}, state = ?, status = ?, progress = ?, job = coalesce(?, job),
-                    job_updated_at = CASE WHEN ? THEN ? ELSE job_updated_at END
+                    job_updated_at = CASE WHEN ? THEN ? ELSE job_updated_at END,
+                    at_risk_at = CASE WHEN ? THEN ? ELSE at_risk_at END
     {_WATCHED}
 """
 
@@ -46,7 +47,7 @@ def _polled(u: JobUpdate) -> tuple[Any, ...]:
 def _changed(u: JobUpdate) -> tuple[Any, ...]:
     new_job = u.job is not None
     return (*_polled(u), u.state, u.status, u.progress, dumps(u.job), new_job,
-            updated_at_of(u.job), u.job_id)  # fmt: skip
+            updated_at_of(u.job), u.at_risk, u.polled_at, u.job_id)  # fmt: skip
 
 
 class SqlitePolls(SqliteConnection):

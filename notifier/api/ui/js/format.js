@@ -107,6 +107,19 @@ export function jobHref(id) {
   return `#/job/${encodeURIComponent(id)}`;
 }
 
+export function groupHref(group) {
+  return `#/jobs?${new URLSearchParams({ group })}`;
+}
+
+// A job's deadline, relative ("in 2h"), marked once it is at risk or late (issue 21).
+export function deadlineText(node, job) {
+  const mark = job.late_at ? "late" : job.at_risk_at ? "at risk" : "";
+  node.classList.toggle("late", Boolean(mark));
+  setText(node, job.deadline ? relative(job.deadline) + (mark ? ` · ${mark}` : "") : "—");
+  node.title = job.deadline ? clock(job.deadline) : "";
+  return node;
+}
+
 export function field(list, term, value) {
   const dt = el("dt", "", term);
   const dd = el("dd");

@@ -6,9 +6,11 @@ import {
   badge,
   clock,
   cssToken,
+  deadlineText,
   el,
   eta,
   field,
+  groupHref,
   outcomeBadge,
   progressBar,
   relative,
@@ -37,7 +39,23 @@ function render() {
   field(fields, "Last polled", when(job.last_polled_at));
   field(fields, "Next poll", when(job.next_poll_at));
   field(fields, "Last error", job.last_error);
-  field(fields, "Notifies", job.notify ? job.notify.join(", ") : "every callback");
+  if (job.group) {
+    const link = el("a", "group", job.group);
+    link.href = groupHref(job.group);
+    field(fields, "Group", link);
+  }
+  if (job.deadline) field(fields, "Deadline", deadlineText(el("span"), job));
+  field(fields, "Labels", labelList(job.labels || {}));
+  if (Object.keys(job.metadata || {}).length) {
+    field(fields, "Metadata", el("pre", "metadata", JSON.stringify(job.metadata, null, 2)));
+  }
+  if (job.expire_after !== null && job.expire_after !== undefined) {
+    field(fields, "Expires after", `${job.expire_after} s`);
+  }
+  if (job.stall_after !== null && job.stall_after !== undefined) {
+    field(fields, "Stalled after", `${job.stall_after} s`);
+  }
+  field(fields, "Notifies", job.notify ? job.notify.join(", ") : "every callback (or routes)");
   field(fields, "On status", (job.on_status || []).join(", "));
   if (job.callback_url) field(fields, "Callback URL", job.callback_url);
   field(fields, "Source", job.source);
@@ -55,6 +73,15 @@ function render() {
     container.replaceChildren(...job.deliveries.map(deliveryCard));
   }
   $("job-deliveries-empty").hidden = job.deliveries.length > 0;
+}
+
+function labelList(labels) {
+  const list = el("ul", "labels");
+  for (const [key, value] of Object.entries(labels)) {
+    list.append(el("li", "label", `${key}=${value}`));
+  }
+  if (!list.children.length) list.append(el("li", "none", "—"));
+  return list;
 }
 
 function renderErrors(errors) {

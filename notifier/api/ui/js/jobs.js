@@ -8,8 +8,10 @@ import {
   cssToken,
   dash,
   el,
+  deadlineText,
   errorSummary,
   eta,
+  groupHref,
   jobHref,
   outcomeBadge,
   progressBar,
@@ -21,12 +23,18 @@ import {
 } from "./format.js";
 import { app } from "./session.js";
 
-const COLUMNS = ["id", "name", "state", "status", "progress", "eta", "polled", "error"];
+const COLUMNS = [
+  "id", "name", "group", "state", "status", "progress", "eta", "deadline", "polled", "error",
+];
 const rowParts = new WeakMap();
 let jobs = null;
 
 function filtersNow() {
-  return new URLSearchParams({ state: $("jobs-state").value, q: $("jobs-search").value });
+  return new URLSearchParams({
+    state: $("jobs-state").value,
+    group: $("jobs-group").value.trim(),
+    q: $("jobs-search").value,
+  });
 }
 
 function render() {
@@ -54,6 +62,8 @@ function createRow() {
   cells.state.append(cells.badge);
   cells.bar = progressBar();
   cells.progress.append(cells.bar.wrap);
+  cells.groupLink = el("a", "group");
+  cells.group.append(cells.groupLink);
   row.addEventListener("click", (event) => {
     if (event.target.closest("a, button") || String(window.getSelection())) return;
     location.hash = cells.link.getAttribute("href");
@@ -74,6 +84,13 @@ function updateRow(row, job) {
   setText(cells.status, dash(job.status));
   setProgress(cells.bar, job.progress);
   setText(cells.eta, eta(job));
+  cells.groupLink.hidden = !job.group;
+  cells.group.classList.toggle("none", !job.group);
+  if (job.group) {
+    cells.groupLink.href = groupHref(job.group);
+    setText(cells.groupLink, job.group);
+  }
+  deadlineText(cells.deadline, job);
   timeText(cells.polled, job.last_polled_at);
   setText(cells.error, errorSummary(job));
   cells.error.title = errorSummary(job, true);
@@ -86,10 +103,12 @@ export default {
   keepsFilters: true,
   start() {
     $("jobs-filters").addEventListener("submit", (event) => event.preventDefault());
-    $("jobs-state").addEventListener("change", () => {
-      app.keepFilters("jobs", filtersNow());
-      app.refresh();
-    });
+    for (const id of ["jobs-state", "jobs-group"]) {
+      $(id).addEventListener("change", () => {
+        app.keepFilters("jobs", filtersNow());
+        app.refresh();
+      });
+    }
     $("jobs-search").addEventListener("input", () => {
       app.keepFilters("jobs", filtersNow());
       render();
@@ -97,11 +116,16 @@ export default {
   },
   enter({ params }) {
     $("jobs-state").value = params.get("state") || "";
+    $("jobs-group").value = params.get("group") || "";
     $("jobs-search").value = params.get("q") || "";
   },
   async load() {
     const state = $("jobs-state").value;
-    const found = await getAll("jobs", "jobs", state ? { state } : {});
+    const group = $("jobs-group").value.trim();
+    const query = {};
+    if (state) query.state = state;
+    if (group) query.group = group;
+    const found = await getAll("jobs", "jobs", query);
     return () => {
       jobs = found;
       render();
