@@ -178,7 +178,9 @@ def test_the_sweep_records_job_late_once_without_a_poll(store: Any) -> None:
     assert (delivery.event, delivery.callback) == ("job.late", "ops")  # routed, filtered
     data = delivery.payload["data"]
     assert data["labels"] == {"queue": "AutoLabelQueue", "stage": "export"}
-    assert data["metadata"] == {"run": 1} and data["late_by_s"] >= 5
+    assert (
+        data["metadata"] == {"run": 1} and data["late_by_s"] > 4.5
+    )  # PostgreSQL maps times through its clock
     [late] = store.jobs(job_id="AutoLabelQueue:late")
     assert late.late_at is not None and late.state == "watching"  # still polled
     assert store.deliveries(job_id="AutoLabelQueue:later") == []

@@ -15,7 +15,7 @@ import pytest
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "datasaur-notifier.service"
 EXAMPLE = UNIT.parent.parent / "config.example.yaml"
-INSTALLED_BINARY = "/usr/local/bin/datasaur-notifier"
+INSTALLED_BINARY = "/opt/datasaur-notifier/bin/datasaur-notifier"
 MAX_EXPOSURE = 2.0
 
 ANALYZE = shutil.which("systemd-analyze")
