@@ -36,10 +36,13 @@ def format_duration(seconds: float) -> str:
 
 
 def relative_time(when: float | None, now: float) -> str:
-    """Return ``in 25s`` for a future time, ``3m ago`` for a past one, ``-`` for none."""
+    """Return ``in 25s`` for a future time, ``3m ago`` for a past one (``0s ago`` within
+    the last second), ``now`` for the next second, ``-`` for none."""
     if when is None:
         return "-"
     delta = when - now
-    if abs(delta) < 1:
+    if 0 <= delta < 1:
         return "now"
+    if -1 < delta < 0:
+        return "0s ago"
     return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(delta)} ago"

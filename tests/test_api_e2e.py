@@ -56,7 +56,8 @@ class Client:
         headers = dict(kwargs.pop("headers", {}))
         if self.token is not None:
             headers.setdefault("Authorization", f"Bearer {self.token}")
-        return requests.request(method, self.base + path, headers=headers, timeout=10, **kwargs)
+        kwargs.setdefault("timeout", 10)
+        return requests.request(method, self.base + path, headers=headers, **kwargs)
 
 
 @pytest.fixture

@@ -54,6 +54,10 @@ DATA_KEYS = {
     "job",
     "started_at",
     "duration_s",
+    "group",  # the pipeline-run fields every job event carries (issue 21)
+    "labels",
+    "metadata",
+    "deadline",
 }
 JOB_KEYS = {"id", "name", "status", "progress", "state", "last_polled_at", "next_poll_at"}
 JOB_KEYS |= {"last_error"}
@@ -196,6 +200,14 @@ def test_delivered_and_failed_notify_every_target_exactly_once(
         started = event["data"].pop("started_at")
         assert started <= event["data"]["observed_at"]
         assert 0 <= event["data"].pop("duration_s") < 30
+        queue = event["data"]["job_id"].split(":")[0]  # no run fields given: the defaults
+        run_fields = {k: event["data"].pop(k) for k in ("group", "labels", "metadata", "deadline")}
+        assert run_fields == {
+            "group": None,
+            "labels": {"queue": queue},
+            "metadata": {},
+            "deadline": None,
+        }
     assert delivered["data"] == {
         "job_id": JOB_A,
         "name": NAME_A,

@@ -192,25 +192,30 @@ def test_waiters_beyond_max_waiters_get_503_and_retention_gives_410(
     client = feed_daemon(
         tmp_path, simulator, receiver, daemon_factory, api={"max_waiters": 2}, retention="2s"
     )
-    held = [
-        threading.Thread(
-            target=client.call, args=("GET", "/v1/events"), kwargs={"params": {"wait": "15s"}}
-        )
-        for _ in range(2)
-    ]
+
+    def hold() -> None:  # a probe may take a slot first: then try again
+        def held_once() -> bool:
+            answer = client.call("GET", "/v1/events", params={"wait": "40s"}, timeout=60)
+            return answer.status_code != 503
+
+        wait_until(held_once, timeout=60)
+
+    # held longer than the probing below may take on a loaded machine, and read with a
+    # timeout beyond the hold, so neither lets its slot go early
+    held = [threading.Thread(target=hold) for _ in range(2)]
     for thread in held:
         thread.start()
 
-    def refused() -> str | None:  # once both are held: their Retry-After
+    def refused() -> str | None:  # both held (probes go one at a time): their Retry-After
         answer = client.call("GET", "/v1/events", params={"wait": "0.1s"})
         return answer.headers["Retry-After"] if answer.status_code == 503 else None
 
-    assert int(wait_until(refused, timeout=12)) >= 1
+    assert int(wait_until(refused, timeout=30)) >= 1
     assert client.call("GET", "/v1/events").status_code == 200  # not held: answered
-    for thread in held:
-        thread.join()
     simulator.set_job("OLD", "DELIVERED", 100)
     register(client, "OLD")
+    for thread in held:  # answered by OLD's event
+        thread.join()
     first = wait_until(lambda: events(client)["events"], timeout=15)[0]
 
     def gone() -> dict[str, Any] | None:

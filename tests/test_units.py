@@ -82,6 +82,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 def test_relative_time() -> None:
     assert relative_time(None, 100) == "-"
     assert relative_time(100.4, 100) == "now"
+    assert relative_time(99.6, 100) == "0s ago"  # just happened: still in the past
     assert relative_time(125, 100) == "in 25s"
     assert relative_time(100 - 180, 100) == "3m ago"
 

@@ -10,6 +10,7 @@ when the reader takes nothing for :data:`SLOW_READER` seconds.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -70,6 +71,7 @@ class Feed:
         self.slots = WaiterSlots(max_waiters)
         self.watch = FeedWatch(lambda: self.store.event_bounds().head)
         self._watching = False
+        self._starting = threading.Lock()  # two first waiters must not both start it
 
     def poke(self) -> None:
         """This process recorded events: held requests look now."""
@@ -90,9 +92,10 @@ class Feed:
                 " try again",
                 headers={"Retry-After": str(RETRY_AFTER)},
             )
-        if not self._watching:
-            self._watching = True
-            self.watch.start()
+        with self._starting:
+            if not self._watching:
+                self._watching = True
+                self.watch.start()
 
     def _start(self, after: int | Literal["now"] | None) -> int:
         """The cursor to read after: 410 if retention removed events after it."""
