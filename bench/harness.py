@@ -57,6 +57,8 @@ class Sizes:
     delivery_jobs: int = 2_000
     predictive_jobs: int = 1_000
     predictive_durations: tuple[float, float] = (20.0, 60.0)
+    feed_events: int = 5_000
+    feed_samples: int = 60
 
 
 FULL = Sizes()
@@ -70,6 +72,8 @@ QUICK = Sizes(
     delivery_jobs=600,
     predictive_jobs=1_000,
     predictive_durations=(10.0, 30.0),
+    feed_events=2_000,
+    feed_samples=20,
 )
 
 
