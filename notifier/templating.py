@@ -2,9 +2,9 @@
 
 Templates see the event payload's top-level keys (``type``, ``timestamp``, ``data``)
 and, for convenience, every key of ``data`` directly (``job_id``, ``name``,
-``status``, ...). JSON templates insert every value JSON-escaped, so a value cannot
-break out of the string it is placed in (``| tojson`` inserts a whole JSON value
-instead); the rendered body must parse as JSON.
+``status``, ...); a digest's also ``digest`` and ``events``. JSON templates insert
+every value JSON-escaped, so a value cannot break out of the string it is placed in
+(``| tojson`` inserts a whole JSON value instead); the rendered body must parse as JSON.
 """
 
 from __future__ import annotations
@@ -56,7 +56,12 @@ def _environment(json_escaped: bool) -> SandboxedEnvironment:
 
 
 def context(payload: dict[str, Any]) -> dict[str, Any]:
-    """Variables a template sees for ``payload``."""
+    """Variables a template sees for ``payload`` (a digest's: also ``digest`` and
+    ``events``, see :func:`notifier.digests.template_context`)."""
+    if payload.get("type") == "digest":
+        from notifier.digests import template_context
+
+        return template_context(payload)
     return {**payload["data"], **payload}
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
+from notifier import templating
+from notifier.digests import DigestSettings, sample_digest
 from notifier.quiet_hours import QuietHours
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,8 @@ class CallbackSettings(BaseModel):
 
     ``rate_limit`` caps the callback's sends (its lane waits, nothing is dropped);
     ``events`` keeps only these event types for it (default: all); ``quiet_hours``
-    holds its deliveries in a daily window (see :mod:`notifier.quiet_hours`).
+    holds its deliveries in a daily window (see :mod:`notifier.quiet_hours`);
+    ``digest`` gathers its events into one delivery per window (:mod:`notifier.digests`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +90,7 @@ class CallbackSettings(BaseModel):
     rate_limit: Annotated[float | None, BeforeValidator(parse_rate)] = None
     events: tuple[Literal[EVENT_TYPES], ...] | None = None  # type: ignore[valid-type]
     quiet_hours: QuietHours | None = None
+    digest: DigestSettings | None = None
 
     @field_validator("quiet_hours")
     @classmethod
@@ -96,6 +100,24 @@ class CallbackSettings(BaseModel):
                 known = ", ".join(EVENT_TYPES)
                 raise ValueError(f"except_events: unknown event {name!r} (known: {known})")
         return value
+
+    @model_validator(mode="after")
+    def _digest_template(self) -> CallbackSettings:
+        """A digesting callback's ``body_template`` must render a digest too (it gets
+        ``digest`` and ``events``): checked here, so the problem names the key."""
+        template = getattr(self, "body_template", None)
+        if self.digest is None or not template:
+            return self
+        try:
+            if getattr(self, "format", None) == "template":
+                templating.render_json(template, sample_digest(0.0))
+            else:
+                templating.render_text(template, sample_digest(0.0))
+        except templating.TemplateProblem as exc:
+            raise ValueError(
+                f"body_template: does not render a digest (it gets digest and events): {exc}"
+            ) from None
+        return self
 
     def target(self) -> str:
         """Where the callback points, to show people: a host, never a path or a secret."""

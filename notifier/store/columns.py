@@ -31,7 +31,8 @@ EXTRA_COLUMNS = "labels, metadata"
 JOB_COLUMNS = f"{CLAIM_COLUMNS}, source, state, last_polled_at, next_poll_at, {EXTRA_COLUMNS}"
 DELIVERY_COLUMNS = (
     "id, job_id, callback, event, payload, state, attempts, last_error, created_at, "
-    "queued_at, next_attempt_at, delivered_at, target_url, occurrence, silence_id"
+    "queued_at, next_attempt_at, delivered_at, target_url, occurrence, silence_id, "
+    "digest_id"
 )
 # How many columns those are: a query that selects more after them reads them from here.
 CLAIM_WIDTH = len(CLAIM_COLUMNS.split(","))
@@ -100,6 +101,7 @@ def delivery_row(row: Sequence[Any], lease: int = 0) -> Delivery:
         lease=lease,
         occurrence=row[13],
         silence_id=row[14],
+        digest_id=row[15],
     )
 
 

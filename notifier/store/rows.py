@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 JOB_STATES = ("watching", "done", "expired", "unwatched")
-DELIVERY_STATES = ("pending", "delivered", "dead", "silenced")
+DELIVERY_STATES = ("pending", "delivered", "dead", "silenced", "digested")
 Cursor = tuple[float, str]  # keyset pagination: (time, id) of the last row seen
 
 
@@ -170,6 +170,7 @@ class Delivery:
     lease: int = 0
     occurrence: int = 0  # the n-th time its event happened to the job (stalls)
     silence_id: str | None = None  # the silence holding it (state 'silenced')
+    digest_id: str | None = None  # the digest it went out in (state 'digested')
 
 
 @dataclass(frozen=True)

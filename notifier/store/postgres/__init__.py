@@ -19,13 +19,15 @@ One module per concern: ``connection`` (the pool, times, migrations), ``jobs`` (
 watch list), ``claims`` (leased claims and the poll writes they fence), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``leases`` (heartbeats and
 lease renewal), ``maintenance`` (housekeeping, retention), ``ratelimit`` (the shared
-Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (the event log).
+Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (the
+event log), ``digests`` (closing a digest's window, one daemon per callback at a time).
 """
 
 from __future__ import annotations
 
 from notifier.store.postgres.claims import PostgresClaims
 from notifier.store.postgres.deadlines import PostgresDeadlines
+from notifier.store.postgres.digests import PostgresDigests
 from notifier.store.postgres.feed import PostgresFeed
 from notifier.store.postgres.health import PostgresHealth
 from notifier.store.postgres.importer import ImportCounts, PostgresImport
@@ -53,5 +55,6 @@ class PostgresStore(
     PostgresFeed,
     PostgresSilences,
     PostgresDeadlines,
+    PostgresDigests,
 ):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""

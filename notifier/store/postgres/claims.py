@@ -60,6 +60,7 @@ _CLAIM_DELIVERIES = f"""
         WHERE state = 'pending' AND callback = %s AND next_attempt_at <= {AT}
           AND (lease_until IS NULL OR lease_until < {NOW})
           AND NOT (id = ANY(%s)) AND (%s::text[] IS NULL OR event = ANY(%s::text[]))
+          AND NOT (event = ANY(%s::text[]))
           AND NOT {HELD}
         ORDER BY next_attempt_at
         LIMIT %s
@@ -172,15 +173,18 @@ class PostgresClaims(PostgresConnection):
         limit: int,
         exclude: Iterable[str],
         events: Sequence[str] | None = None,
+        skip: Sequence[str] = (),
     ) -> list[Delivery]:
         """Lease up to ``limit`` of ``callback``'s deliveries due by ``now`` that no
-        silence holds; with ``events``, only of those events (quiet hours)."""
+        silence holds; with ``events``, only of those events (quiet hours); never of the
+        ``skip`` events (a digest gathers them)."""
         owner = self._owner()
         only = None if events is None else list(events)
         offset = at(now)
         rows = self._query(
             _CLAIM_DELIVERIES,
-            (callback, offset, list(exclude), only, only, offset, offset, limit, owner.id,
+            (callback, offset, list(exclude), only, only, list(skip), offset, offset, limit,
+             owner.id,
              self.lease),
         )  # fmt: skip
         rows.sort(key=lambda row: (row[10], row[0]))

@@ -115,13 +115,19 @@ class PostgresOutbox(PostgresConnection):
         return True
 
     def redeliver(self, delivery_id: str, now: float) -> Delivery | None:
-        """Queue a delivery again under the same id; None if there is no such delivery."""
+        """Queue a delivery again under the same id; None if there is no such delivery.
+        An event that went out in a digest: the digest, whole."""
         with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT digest_id FROM deliveries WHERE id = %s AND state = 'digested'",
+                (delivery_id,),
+            ).fetchone()
+            delivery_id = delivery_id if row is None else row[0]
             conn.execute(
                 f"""
                 UPDATE deliveries SET state = 'pending', next_attempt_at = {AT}, queued_at = {AT},
                                       delivered_at = NULL
-                WHERE id = %s
+                WHERE id = %s AND state != 'digested'
                 """,
                 (at(now), at(now), delivery_id),
             )
@@ -187,20 +193,23 @@ class PostgresOutbox(PostgresConnection):
         limit: int | None = None,
         callback: str | None = None,
     ) -> list[Delivery]:
-        """The outbox, optionally filtered, oldest first."""
+        """The outbox, optionally filtered, oldest first; the events that went out in
+        a digest only when asked for (by state, job or id)."""
         start, start_id = after or (None, None)
+        members = state is not None or job_id is not None or delivery_id is not None
         rows = self._query(
             f"""
             SELECT {DELIVERY_COLUMNS} FROM deliveries
             WHERE (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR job_id = %s)
               AND (%s::text IS NULL OR id = %s) AND (%s::text IS NULL OR callback = %s)
               AND (%s::float8 IS NULL OR (created_at, id) > (%s, %s))
+              AND (%s OR state != 'digested')
             ORDER BY created_at, id
             LIMIT %s
             """,
             (
                 *(state, state, job_id, job_id, delivery_id, delivery_id, callback, callback),
-                *(start, start, start_id, limit),
+                *(start, start, start_id, members, limit),
             ),
         )
         return [delivery_row(row) for row in rows]

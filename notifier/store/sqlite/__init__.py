@@ -9,12 +9,14 @@ One module per concern: ``connection`` (connections, transactions, migrations),
 ``jobs`` (the watch list), ``polls`` (claims and poll writes), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``instances`` (heartbeat,
 rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log),
-``deadlines`` (an event's labels and metadata, the deadline sweep).
+``deadlines`` (an event's labels and metadata, the deadline sweep), ``digests``
+(closing a digest's window).
 """
 
 from __future__ import annotations
 
 from notifier.store.sqlite.deadlines import SqliteDeadlines
+from notifier.store.sqlite.digests import SqliteDigests
 from notifier.store.sqlite.feed import SqliteFeed
 from notifier.store.sqlite.health import SqliteHealth
 from notifier.store.sqlite.instances import SqliteInstances
@@ -37,5 +39,6 @@ class SqliteStore(
     SqliteFeed,
     SqliteSilences,
     SqliteDeadlines,
+    SqliteDigests,
 ):
     """:class:`~notifier.store.base.Store` on one SQLite file in WAL mode."""

@@ -62,17 +62,20 @@ class SqliteOutbox(SqliteConnection):
         limit: int,
         exclude: Iterable[str],
         events: Sequence[str] | None = None,
+        skip: Sequence[str] = (),
     ) -> list[Delivery]:
         """Pending deliveries of ``callback`` due now, except those being sent and those
-        a silence holds; with ``events``, only of those events (quiet hours)."""
+        a silence holds; with ``events``, only of those events (quiet hours); never of
+        the ``skip`` events (a digest gathers them)."""
         exclude = list(exclude)
         marks = ",".join("?" * len(exclude))
         only = "" if events is None else f" AND event IN ({','.join('?' * len(events))})"
+        only += f" AND event NOT IN ({','.join('?' * len(skip))})" if skip else ""
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND callback = ?"
             f" AND next_attempt_at <= ? AND id NOT IN ({marks}){only} AND NOT {HELD}"
             " ORDER BY next_attempt_at LIMIT ?",
-            (callback, now, *exclude, *(events or ()), now, now, limit),
+            (callback, now, *exclude, *(events or ()), *skip, now, now, limit),
         )
         return [delivery_row(row) for row in rows]
 
@@ -106,13 +109,19 @@ class SqliteOutbox(SqliteConnection):
         return True
 
     def redeliver(self, delivery_id: str, now: float) -> Delivery | None:
-        """Queue a delivery again under the same id; None if there is no such delivery."""
+        """Queue a delivery again under the same id; None if there is no such delivery.
+        An event that went out in a digest: the digest, whole."""
         with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT digest_id FROM deliveries WHERE id = ? AND state = 'digested'",
+                (delivery_id,),
+            ).fetchone()
+            delivery_id = delivery_id if row is None else row[0]
             conn.execute(
                 """
                 UPDATE deliveries SET state = 'pending', next_attempt_at = ?, queued_at = ?,
                                       delivered_at = NULL
-                WHERE id = ?
+                WHERE id = ? AND state != 'digested'
                 """,
                 (now, now, delivery_id),
             )
@@ -168,8 +177,11 @@ class SqliteOutbox(SqliteConnection):
         limit: int | None = None,
         callback: str | None = None,
     ) -> list[Delivery]:
-        """The outbox, optionally filtered, oldest first (then by id)."""
+        """The outbox, optionally filtered, oldest first (then by id); the events that
+        went out in a digest only when asked for (by state, job or id)."""
         where, params = filters(state=state, job_id=job_id, id=delivery_id, callback=callback)
+        if state is None and job_id is None and delivery_id is None:
+            where = f"{where} AND state != 'digested'" if where else " WHERE state != 'digested'"
         where, params = keyset(where, params, "created_at", after)
         rows = self._query(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries{where} ORDER BY created_at, id LIMIT ?",
