@@ -94,16 +94,33 @@ class Lane:
                 if self.in_flight or not self.store.claim_probe(self.channel.name, now, every):
                     return
                 free, horizon = 1, now + every
+            skip = self._gather(now, only)
             tokens = free if self.limiter is None else self.limiter.take(free)
             if tokens <= 0:
                 return
             busy = list(self.in_flight)
-            due = self.store.claim_deliveries(self.channel.name, horizon, tokens, busy, events=only)
+            due = self.store.claim_deliveries(
+                self.channel.name, horizon, tokens, busy, events=only, skip=skip
+            )
             if self.limiter is not None and len(due) < tokens:
                 self.limiter.give_back(tokens - len(due))
             for delivery in due:
                 self.in_flight.add(delivery.id)
                 self._pool.submit(self._send, delivery)
+
+    def _gather(self, now: float, only: tuple[str, ...] | None) -> tuple[str, ...]:
+        """With a digest: close the windows that are due (outside quiet hours) and return
+        the events the lane must not send alone -- those the digest gathers, but in quiet
+        hours the excepted ones, which go out alone at once."""
+        digest = self.channel.settings.digest
+        if digest is None:
+            return ()
+        if only is None:
+            made = self.store.close_digests(self.channel.name, now, digest)
+            if made:
+                log.info("callback %s: %d digests closed", self.channel.name, made)
+            return digest.gathered()
+        return tuple(event for event in digest.gathered() if event not in only)
 
     def _quiet_events(self, now: float) -> tuple[str, ...] | None:
         """In the callback's quiet hours: the only events it may send (its

@@ -82,6 +82,7 @@ def delivery_document(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": _iso(delivery.next_attempt_at if delivery.state == "pending" else None),
         "occurrence": delivery.occurrence,
         "silence_id": delivery.silence_id,
+        "digest_id": delivery.digest_id,
     }
 
 
@@ -190,13 +191,16 @@ def deliveries_table(deliveries: Sequence[Delivery], now: float | None = None) -
 
 
 def _delivered_or_next(delivery: Delivery, now: float) -> str:
-    """When it was delivered, when it is tried next, or the silence that holds it."""
+    """When it was delivered, when it is tried next, the silence that holds it, or the
+    digest it went out in."""
     if delivery.state == "delivered":
         return relative_time(delivery.delivered_at, now)
     if delivery.state == "pending":
         return relative_time(delivery.next_attempt_at, now)
     if delivery.state == "silenced":
         return f"silence {delivery.silence_id}"
+    if delivery.state == "digested":
+        return f"in digest {delivery.digest_id}"
     return "-"
 
 

@@ -190,7 +190,7 @@ class Delivery(BaseModel):
     """An outbox row, as one entry of ``deliveries --json``; ``id`` is the webhook-id."""
 
     id: str
-    job_id: str
+    job_id: str | None  # None: a digest, or an alert about a callback
     callback: str
     event: str
     state: DeliveryState
@@ -200,6 +200,7 @@ class Delivery(BaseModel):
     delivered_at: str | None
     next_attempt_at: str | None
     occurrence: int = 0  # the n-th time its event happened to the job (job.stalled: 1, 2, ...)
+    digest_id: str | None = None  # state 'digested': the digest it went out in
     history: list[Attempt] | None = None
 
 

@@ -30,8 +30,9 @@ from pydantic import SecretStr, field_validator
 
 from notifier import templating
 from notifier.channels.base import CallbackSettings, Channel, Outcome
-from notifier.channels.email import ALERT_BODY, DEFAULT_BODY
-from notifier.events import describe, is_alert, sample_payload
+from notifier.channels.email import texts
+from notifier.digests import is_digest
+from notifier.events import sample_payload
 
 INSTALL_HINT = "needs the apprise package: pip install 'datasaur-notifier[apprise]'"
 MAX_DETAIL = 300
@@ -47,6 +48,16 @@ NOTIFY_TYPES = {
     "callback.paused": "failure",
     "callback.resumed": "success",
 }
+
+
+def notify_type(payload: dict[str, Any]) -> str:
+    """How the service marks the message: by event; a digest with a failure in it
+    as a failure, else as a success."""
+    if is_digest(payload):
+        types = payload["data"]["counts_by_type"]
+        failed = any(NOTIFY_TYPES.get(kind) == "failure" for kind in types)
+        return "failure" if failed else "success"
+    return NOTIFY_TYPES.get(str(payload.get("type")), "info")
 
 
 class _Collector(logging.Handler):
@@ -170,13 +181,8 @@ class AppriseChannel(Channel):
     def message(self, payload: dict[str, Any]) -> tuple[str, str]:
         """The title and body for ``payload``: the callback's templates, else built-in
         text (always built-in for alerts about callbacks: the templates are about jobs)."""
-        settings = self.settings
-        alert = is_alert(payload)
-        title = f"[datasaur-notifier] {describe(payload)}"
-        if settings.title_template and not alert:
-            title = templating.render_text(settings.title_template, payload).strip()
-        body = ALERT_BODY if alert else (settings.body_template or DEFAULT_BODY)
-        return title, templating.render_text(body, payload).strip() or title
+        title, body = texts(payload, self.settings.title_template, self.settings.body_template)
+        return title, body.strip() or title
 
     def send(self, delivery_id: str, payload: dict[str, Any]) -> Outcome:
         try:
@@ -190,7 +196,7 @@ class AppriseChannel(Channel):
                 sent = plugin.notify(
                     body=body,
                     title=title,
-                    notify_type=NOTIFY_TYPES.get(str(payload.get("type")), "info"),
+                    notify_type=notify_type(payload),
                     body_format="text",
                 )
         except Exception as exc:  # ValueError (no longer usable) or a plugin's own error

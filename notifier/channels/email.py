@@ -14,6 +14,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 
 from notifier import templating
 from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
+from notifier.digests import DIGEST_BODY, is_digest, summary
 from notifier.events import describe, is_alert, sample_payload
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -93,6 +94,25 @@ class EmailSettings(CallbackSettings):
         return f"{self.smtp_host}:{self.port}"
 
 
+def texts(
+    payload: dict[str, Any], subject_template: str | None, body_template: str | None
+) -> tuple[str, str]:
+    """The subject and body of a message about ``payload`` (email, Apprise): the
+    callback's templates, else built-in text. Alerts about callbacks always use built-in
+    text (the templates are about jobs); a digest's subject is always its summary
+    (``37 jobs ended: 35 delivered, 2 failed``), its body the ``body_template`` (which
+    gets ``digest`` and ``events``) or a list, failures first."""
+    if is_digest(payload):
+        subject = f"[datasaur-notifier] {summary(payload)}"
+        return subject, templating.render_text(body_template or DIGEST_BODY, payload)
+    alert = is_alert(payload)
+    subject = f"[datasaur-notifier] {describe(payload)}"
+    if subject_template and not alert:
+        subject = templating.render_text(subject_template, payload).strip()
+    body = ALERT_BODY if alert else (body_template or DEFAULT_BODY)
+    return subject, templating.render_text(body, payload)
+
+
 class EmailChannel(Channel):
     """Sends a message; 4xx replies and network errors retry, 5xx replies are final."""
 
@@ -103,18 +123,14 @@ class EmailChannel(Channel):
     def message(self, delivery_id: str, payload: dict[str, Any]) -> EmailMessage:
         """The message for ``payload``; its Message-ID derives from the delivery id."""
         settings = self.settings
-        alert = is_alert(payload)  # built-in text: the templates are about jobs
-        subject = f"[datasaur-notifier] {describe(payload)}"
-        if settings.subject_template and not alert:
-            subject = templating.render_text(settings.subject_template, payload).strip()
+        subject, body = texts(payload, settings.subject_template, settings.body_template)
         message = EmailMessage()
         message["From"] = settings.from_
         message["To"] = ", ".join(settings.to)
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = f"<{delivery_id}@datasaur-notifier>"
-        body = ALERT_BODY if alert else (settings.body_template or DEFAULT_BODY)
-        message.set_content(templating.render_text(body, payload))
+        message.set_content(body)
         return message
 
     def connect(self) -> smtplib.SMTP:

@@ -9,6 +9,7 @@ import time
 from notifier.cli.base import FAILURE, OK, Command, UsageError, print_json
 from notifier.cli.state import open_state
 from notifier.config import StateView
+from notifier.digests import DIGEST_EVENT
 from notifier.durations import parse_duration
 from notifier.report import deliveries_table, delivery_document
 from notifier.store import DELIVERY_STATES
@@ -38,10 +39,12 @@ def cmd_redeliver(args: argparse.Namespace, config: StateView) -> int:
     if delivery is None:
         print(f"no delivery {args.delivery_id!r}", file=sys.stderr)
         return FAILURE
-    print(
-        f"{delivery.id}: queued again ({delivery.event} for {delivery.job_id} "
-        f"to {delivery.callback})"
+    about = (
+        f"digest of {delivery.payload['data']['count']} events"
+        if delivery.event == DIGEST_EVENT
+        else f"{delivery.event} for {delivery.job_id}"
     )
+    print(f"{delivery.id}: queued again ({about} to {delivery.callback})")
     return OK
 
 
@@ -93,7 +96,8 @@ def _duration(text: str) -> float:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("delivery_id", nargs="?", metavar="DELIVERY_ID")
-    parser.add_argument("--state", choices=DELIVERY_STATES, help="deliveries in this state")
+    states = [state for state in DELIVERY_STATES if state != "digested"]  # their digests
+    parser.add_argument("--state", choices=states, help="deliveries in this state")
     parser.add_argument("--callback", metavar="NAME", help="only this callback's")
     parser.add_argument("--job", metavar="JOB_ID", help="only this job's")
     parser.add_argument(

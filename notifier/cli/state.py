@@ -20,6 +20,7 @@ from notifier.cli.base import (
 )
 from notifier.cli.jobflags import add_filter_arguments, filter_values
 from notifier.config import StateView
+from notifier.digests import DIGEST_EVENT
 from notifier.report import (
     attempt_document,
     attempts_table,
@@ -77,7 +78,8 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_deliveries(args: argparse.Namespace, config: StateView) -> int:
-    """The outbox; with ``--id``, one delivery and every attempt made at it."""
+    """The outbox; with ``--id``, one delivery and every attempt made at it (a digest:
+    also the events in it)."""
     store = open_state(config, create=False)
     _known_job(store, args.job)
     deliveries = store.deliveries(state=args.state, job_id=args.job, delivery_id=args.id)
@@ -88,12 +90,18 @@ def cmd_deliveries(args: argparse.Namespace, config: StateView) -> int:
         print(f"no delivery {args.id!r}", file=sys.stderr)
         return FAILURE
     history = store.attempts(args.id)
+    members = store.digest_members(args.id) if deliveries[0].event == DIGEST_EVENT else None
     if args.json:
         document = delivery_document(deliveries[0])
         document["history"] = [attempt_document(attempt) for attempt in history]
+        if members is not None:
+            document["members"] = [delivery_document(member) for member in members]
         print_json({"deliveries": [document], **paused_document(store.callback_health())})
     else:
-        print(deliveries_table(deliveries) + "\n\n" + attempts_table(history))
+        text = deliveries_table(deliveries) + "\n\n" + attempts_table(history)
+        if members is not None:
+            text += f"\n\nthe {len(members)} events in this digest:\n" + deliveries_table(members)
+        print(text)
     return OK
 
 
