@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from notifier import metrics
+from notifier import metrics, reminders
 from notifier.backoff import exponential
 from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels import Channel, Outcome
@@ -30,6 +30,7 @@ from notifier.store import Attempt, Delivery, HealthChange, NewEvent, Store, Sto
 log = logging.getLogger(__name__)
 
 UrlChannelFactory = Callable[[str], Channel]
+REMINDER_BATCH = 500  # reminders queued per tick at most; the rest on the next
 
 
 def next_state(
@@ -135,6 +136,8 @@ class Lane:
             attempt = self.attempt(delivery)
             if self.store.record_attempt(attempt):
                 self._note(attempt)
+                if attempt.ok:
+                    self._start_reminders(delivery, attempt.attempted_at)
         except StoreError as exc:  # the row stays pending: it is sent again later
             log.error("delivery %s: could not record the attempt: %s", delivery.id, exc)
         except Exception:
@@ -148,6 +151,17 @@ class Lane:
             log.error("callback %s: could not look for due deliveries: %s", self.channel.name, exc)
         except Exception:
             log.exception("callback %s: could not look for due deliveries", self.channel.name)
+
+    def _start_reminders(self, delivery: Delivery, sent_at: float) -> None:
+        """Schedule reminders of a first delivery the callback reminds of."""
+        settings = self.channel.settings
+        every = settings.remind_every
+        if every is None or delivery.event not in settings.remind_events:
+            return
+        if reminders.is_reminder(delivery.occurrence):
+            return
+        kind, subject = reminders.subject_of(delivery.event, delivery.job_id, delivery.payload)
+        self.store.start_reminders(delivery.id, kind, subject, sent_at, sent_at + every)
 
     def _note(self, attempt: Attempt) -> None:
         """Count the attempt in the callback's health; pause or resume the lane."""
@@ -282,15 +296,26 @@ class Dispatcher:
             lane.paused_at = paused.get(name)
 
     def tick(self) -> None:
-        """Hold what silences match and release what ended silences held, then start
-        every due delivery there is room for (paused lanes: a probe, if due)."""
+        """Hold what silences match and release what ended silences held, queue due
+        reminders, then start every due delivery there is room for (paused lanes: a
+        probe, if due)."""
         lanes = list(self.lanes.values())
         busy = [delivery_id for lane in lanes for delivery_id in lane.in_flight]
         changed = self.store.sweep_silences(self.clock(), busy)
         if changed:
             log.info("silences: %d deliveries held or released", changed)
+        self._remind()
         for lane in lanes:
             lane.fill()
+
+    def _remind(self) -> None:
+        """Queue the reminders that are due (the lanes send them like any delivery)."""
+        plans = reminders.plans({name: lane.channel.settings for name, lane in self.lanes.items()})
+        if not plans:
+            return
+        sent = self.store.fire_reminders(self.clock(), plans, REMINDER_BATCH)
+        if sent:
+            log.info("reminders: %d queued", sent)
 
     def _health_changed(self, change: HealthChange) -> None:
         """Log a pause or resume and alert the ``alert_via`` callbacks (never the one

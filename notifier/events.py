@@ -149,7 +149,13 @@ def is_alert(payload: dict[str, Any]) -> bool:
 
 def describe(payload: dict[str, Any]) -> str:
     """One line naming the job and what happened, e.g. ``autolabel batch 12: DELIVERED``
-    (for an alert: ``callback ops-hook paused``)."""
+    (for an alert: ``callback ops-hook paused``; a reminder starts ``reminder 2:``)."""
+    reminder = payload["data"].get("reminder")
+    what = _describe(payload)
+    return what if reminder is None else f"reminder {reminder}: {what}"
+
+
+def _describe(payload: dict[str, Any]) -> str:
     data = payload["data"]
     if is_alert(payload):
         return f"callback {data['callback']} {payload['type'].removeprefix(ALERT_PREFIX)}"

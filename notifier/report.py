@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from notifier.durations import relative_time
 from notifier.events import isoformat
+from notifier.reminders import Ack, ack_document
 from notifier.store import AttemptRecord, CallbackHealth, Delivery, InstanceRecord, WatchedJob
 
 
@@ -38,8 +39,8 @@ def error_text(job: WatchedJob) -> str:
     return "; ".join([*parts, *([job.last_error] if job.last_error else [])])
 
 
-def job_document(job: WatchedJob) -> dict[str, Any]:
-    """A watched job as ``status --json`` prints it."""
+def job_document(job: WatchedJob, ack: Ack | None = None) -> dict[str, Any]:
+    """A watched job as ``status --json`` prints it, with its acknowledgement."""
     return {
         "id": job.id,
         "name": job.name,
@@ -64,6 +65,7 @@ def job_document(job: WatchedJob) -> dict[str, Any]:
         "stall_after": job.stall_after,
         "at_risk_at": _iso(job.at_risk_at),
         "late_at": _iso(job.late_at),
+        "ack": ack_document(ack),
     }
 
 
@@ -121,8 +123,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
-    """The watch list for people."""
+def jobs_table(
+    jobs: Sequence[WatchedJob], now: float | None = None, acks: Mapping[str, Ack] | None = None
+) -> str:
+    """The watch list for people (an ACK column when some job is acknowledged)."""
     now = time.time() if now is None else now
     rows = [
         [
@@ -148,7 +152,16 @@ def jobs_table(jobs: Sequence[WatchedJob], now: float | None = None) -> str:
         headers.insert(-1, "DEADLINE")
         for row, job in zip(rows, jobs, strict=True):
             row.insert(-1, deadline_text(job, now))
+    if acks:
+        headers.append("ACK")
+        for row, job in zip(rows, jobs, strict=True):
+            row.append(ack_text(acks.get(job.id), now))
     return table(headers, rows) if rows else "no watched jobs"
+
+
+def ack_text(ack: Ack | None, now: float) -> str:
+    """``cli 5m ago``, or ``-``."""
+    return "-" if ack is None else f"{ack.by} {relative_time(ack.at, now)}"
 
 
 def deadline_text(job: WatchedJob, now: float) -> str:

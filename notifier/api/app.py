@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ import falcon
 
 from notifier import callback_urls, watchlist
 from notifier.api import models, static
+from notifier.api.acks import AckHandlers
 from notifier.api.feed import Feed
 from notifier.api.parsing import (
     INVALID,
@@ -193,7 +194,7 @@ class Api:
         except GroupConflict as exc:
             raise ApiError(422, INVALID, [detail("group", str(exc))]) from None
         resp.status = 200 if existing else 201
-        resp.media = {"job": job_document(job)}
+        resp.media = {"job": self._documents([job])[0]}
         log.info(
             "api: token %r %s job %s%s",
             caller.name,
@@ -234,7 +235,7 @@ class Api:
             labels=labels,
         )
         page, cursor = _page(jobs, query.limit, lambda job: (job.registered_at, job.id))
-        resp.media = {"jobs": [job_document(job) for job in page], "next_cursor": cursor}
+        resp.media = {"jobs": self._documents(page), "next_cursor": cursor}
 
     def get_job(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
@@ -242,12 +243,17 @@ class Api:
         found = self.store.jobs(job_id=job_id)
         if not found:
             raise ApiError(404, f"no job {job_id!r}")
-        document = job_document(found[0])
+        document = self._documents(found)[0]
         document["deliveries"] = [
             {**delivery_document(d), "history": self._history(d.id)}
             for d in self.store.deliveries(job_id=job_id)
         ]
         resp.media = {"job": document}
+
+    def _documents(self, jobs: Sequence[WatchedJob]) -> list[dict[str, Any]]:
+        """The API's job objects, each with its ``ack``."""
+        acks = self.store.acks("job", [job.id for job in jobs])
+        return [job_document(job, acks.get(job.id)) for job in jobs]
 
     def _history(self, delivery_id: str) -> list[dict[str, Any]]:
         return [attempt_document(a) for a in self.store.attempts(delivery_id)]
@@ -260,7 +266,7 @@ class Api:
         if job is None:
             raise ApiError(404, f"no job {job_id!r}")
         log.info("api: token %r unwatched job %s (%s)", caller.name, job.id, job.state)
-        resp.media = {"job": job_document(job)}
+        resp.media = {"job": self._documents([job])[0]}
 
     def list_deliveries(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None
@@ -357,14 +363,15 @@ class Api:
             ("/v1/events", "get"): self.feed.events,
             ("/v1/events/stream", "get"): self.feed.stream,
             **SilenceHandlers(self).routes(),
+            **AckHandlers(self).routes(),
         }
         resources: dict[str, _Resource] = {}
         for endpoint in models.ENDPOINTS:
-            resource = resources.setdefault(endpoint.path, _Resource(self))
-            resource.methods[endpoint.method.upper()] = (
-                endpoint,
-                handlers[(endpoint.path, endpoint.method)],
-            )
+            path, handler = endpoint.path, handlers[(endpoint.path, endpoint.method)]
+            if path.startswith(f"{JOB_PATH}/"):  # an action on a job: see _action
+                path, handler = JOB_PATH, _action(handler, path.removeprefix(JOB_PATH))
+            resource = resources.setdefault(path, _Resource(self))
+            resource.methods[endpoint.method.upper()] = (endpoint, handler)
         for path, resource in resources.items():
             # A job id may hold any character, "/" included once percent-decoded.
             app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
@@ -386,6 +393,21 @@ class SecurityHeaders:
 
 
 Handler = Callable[..., None]
+JOB_PATH = "/v1/jobs/{job_id}"
+
+
+def _action(handler: Handler, suffix: str) -> Handler:
+    """``POST /v1/jobs/{job_id}/ack`` served by the job's own path: a job id may hold
+    "/", so the router takes the rest of the path as the id, and this strips ``suffix``."""
+
+    def serve(
+        req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
+    ) -> None:
+        if not job_id.endswith(suffix):
+            raise falcon.HTTPNotFound()
+        handler(req, resp, caller, job_id=job_id.removesuffix(suffix))
+
+    return serve
 
 
 class _Resource:

@@ -175,6 +175,28 @@ class Job(BaseModel):
     stall_after: float | None = Field(default=None, description="seconds; null: polling's")
     at_risk_at: str | None = Field(default=None, description="when job.at_risk was recorded")
     late_at: str | None = Field(default=None, description="when job.late was recorded")
+    ack: AckDocument | None = Field(default=None, description="null: not acknowledged")
+
+
+class AckDocument(BaseModel):
+    """Who acknowledged a job or group, when and why: its reminders stopped then."""
+
+    by: str = Field(description="the API token's name, or cli")
+    at: str
+    comment: str | None
+
+
+class AckRequest(BaseModel):
+    """The body of an ack (it may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class AckEnvelope(BaseModel):
+    """``{"ack": ...}``."""
+
+    ack: AckDocument
 
 
 class Attempt(BaseModel):
@@ -365,6 +387,10 @@ ENDPOINTS = (
     Endpoint("/v1/jobs/{job_id}", "delete", "Stop watching a job (pending deliveries are kept)",
              "write", {200: JobEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
              path_params=("job_id",)),
+    Endpoint("/v1/jobs/{job_id}/ack", "post",
+             "Acknowledge a job: reminders about it stop (the body may be empty)", "write",
+             {200: AckEnvelope, 403: Error, 404: Error, **_BODY_ERRORS, **_AUTH_ERRORS},
+             body=AckRequest, path_params=("job_id",)),
     Endpoint("/v1/deliveries", "get", "The notification outbox, a page at a time", "read",
              {200: DeliveryPage, **_AUTH_ERRORS}, query=DeliveriesQuery),
     Endpoint("/v1/deliveries/{delivery_id}/redeliver", "post",

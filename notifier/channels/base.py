@@ -15,10 +15,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from notifier import templating
 from notifier.digests import DigestSettings, sample_digest
+from notifier.durations import parse_duration
 from notifier.quiet_hours import QuietHours
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,8 @@ EVENT_TYPES = (
     "group.late",
     "group.at_risk",
 )
+# What ``remind_every`` repeats unless the callback names its own ``remind_events``.
+REMIND_EVENTS = ("job.failed", "job.expired", "job.stalled", "group.failed")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m)\s*$")
 
 
@@ -76,13 +86,19 @@ def parse_rate(value: object) -> float | None:
     return float(match.group(1)) / (1.0 if match.group(2) == "s" else 60.0)
 
 
+def _duration_or_none(value: object) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
 class CallbackSettings(BaseModel):
     """Common base of every callback's settings.
 
     ``rate_limit`` caps the callback's sends (its lane waits, nothing is dropped);
     ``events`` keeps only these event types for it (default: all); ``quiet_hours``
     holds its deliveries in a daily window (see :mod:`notifier.quiet_hours`);
-    ``digest`` gathers its events into one delivery per window (:mod:`notifier.digests`).
+    ``digest`` gathers its events into one delivery per window (:mod:`notifier.digests`);
+    ``remind_every`` sends ``remind_events`` again until acknowledged, at most
+    ``remind_max`` times (see :mod:`notifier.reminders`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -91,6 +107,16 @@ class CallbackSettings(BaseModel):
     events: tuple[Literal[EVENT_TYPES], ...] | None = None  # type: ignore[valid-type]
     quiet_hours: QuietHours | None = None
     digest: DigestSettings | None = None
+    remind_every: Annotated[float | None, BeforeValidator(_duration_or_none)] = None
+    remind_events: tuple[Literal[EVENT_TYPES], ...] = REMIND_EVENTS  # type: ignore[valid-type]
+    remind_max: int = Field(default=6, ge=1, le=1000)
+
+    @field_validator("remind_every")
+    @classmethod
+    def _at_least_a_minute(cls, value: float | None) -> float | None:
+        if value is not None and value < 60:
+            raise ValueError("at least 1m: reminders more often than once a minute are noise")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.cli import local, redeliver, service, silences, state, waiting, watching
+from notifier.cli import acks, local, redeliver, service, silences, state, waiting, watching
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
 from notifier.doctor import command as doctor
@@ -23,6 +23,7 @@ COMMANDS: list[Command] = [
     *waiting.COMMANDS,
     *redeliver.COMMANDS,
     *silences.COMMANDS,
+    *acks.COMMANDS,
     *service.COMMANDS[2:],  # test-callback, get-job
     *state.COMMANDS[2:],  # instances, migrate, import-state, backup
     *doctor.COMMANDS,

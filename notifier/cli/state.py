@@ -69,7 +69,15 @@ def cmd_status(args: argparse.Namespace, config: StateView) -> int:
     _known_job(store, args.job)
     group, labels = filter_values(args)
     jobs = [] if labels is None else store.jobs(args.state, args.job, group=group, labels=labels)
-    return show(args, "jobs", jobs, job_document, jobs_table, store.callback_health())
+    acks = store.acks("job", [job.id for job in jobs])
+    return show(
+        args,
+        "jobs",
+        jobs,
+        lambda job: job_document(job, acks.get(job.id)),
+        lambda rows: jobs_table(rows, acks=acks),
+        store.callback_health(),
+    )
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,8 @@ watch list), ``claims`` (leased claims and the poll writes they fence), ``outbox
 (deliveries and attempts), ``health`` (callback health), ``leases`` (heartbeats and
 lease renewal), ``maintenance`` (housekeeping, retention), ``ratelimit`` (the shared
 Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (the
-event log), ``digests`` (closing a digest's window, one daemon per callback at a time).
+event log), ``digests`` (closing a digest's window, one daemon per callback at a time),
+``silences``, ``reminders`` (reminders and acks).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from notifier.store.postgres.maintenance import PostgresMaintenance
 from notifier.store.postgres.notify import PostgresListener
 from notifier.store.postgres.outbox import PostgresOutbox
 from notifier.store.postgres.ratelimit import PostgresRateLimit, SharedRateLimiter
+from notifier.store.postgres.reminders import PostgresReminders
 from notifier.store.postgres.silences import PostgresSilences
 
 __all__ = ["ImportCounts", "PostgresStore", "SharedRateLimiter"]
@@ -54,6 +56,7 @@ class PostgresStore(
     PostgresImport,
     PostgresFeed,
     PostgresSilences,
+    PostgresReminders,
     PostgresDeadlines,
     PostgresDigests,
 ):

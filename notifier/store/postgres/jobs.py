@@ -19,6 +19,7 @@ from notifier.store.columns import (
     spec_columns,
 )
 from notifier.store.postgres.connection import AT, NOW, SYNC_LOCK, PostgresConnection, at, qualified
+from notifier.store.postgres.reminders import END_REMINDERS
 from notifier.store.rows import Cursor, WatchedJob
 from notifier.store.shared import UPSERT_SET, check_group, config_spec
 
@@ -115,6 +116,7 @@ class PostgresJobs(PostgresConnection):
         self, spec: JobSpec, now: float, source: str = "cli", callback_url: str | None = None
     ) -> WatchedJob:
         """Add (or update) a job from the CLI or the API; it survives config reloads.
+        Re-registering a job ends its reminders.
 
         A job in a group registered under another is refused (:class:`GroupConflict`),
         and nothing changes.
@@ -126,10 +128,12 @@ class PostgresJobs(PostgresConnection):
             check_group(spec, None if stored is None else stored[0])
             self._upsert(conn, [spec], source, now, callback_url)
             self._rewatch(conn, [spec.id], now, "operator")
+            conn.execute(END_REMINDERS, ("job", spec.id))
         return self.jobs(job_id=spec.id)[0]
 
     def unwatch(self, job_id: str) -> WatchedJob | None:
-        """Stop polling a job (unless it is already done); None if it is unknown."""
+        """Stop polling a job (unless it is already done) and end its reminders; None if
+        it is unknown."""
         with self._transaction() as conn:
             conn.execute(
                 """
@@ -138,6 +142,7 @@ class PostgresJobs(PostgresConnection):
                 """,
                 (job_id,),
             )
+            conn.execute(END_REMINDERS, ("job", job_id))
         found = self.jobs(job_id=job_id)
         return found[0] if found else None
 

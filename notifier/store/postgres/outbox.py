@@ -45,7 +45,7 @@ def enqueue(cur: psycopg.Cursor[Any], events: Sequence[tuple[str | None, NewEven
         for event_id, (job_id, event, now) in zip(ids, events, strict=True)
         for index, callback in enumerate(event.callbacks)
     ]  # fmt: skip
-    created = _insert(cur, rows) if rows else 0
+    created = insert_deliveries(cur, rows) if rows else 0
     append_events(
         cur,
         [(*log_row(event_id, job_id, event), now)
@@ -55,7 +55,10 @@ def enqueue(cur: psycopg.Cursor[Any], events: Sequence[tuple[str | None, NewEven
     return created
 
 
-def _insert(cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]) -> int:
+def insert_deliveries(cur: psycopg.Cursor[Any], rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert pending outbox rows (id, job_id, callback, event, payload, created_at,
+    queued_at, next_attempt_at -- offsets for :data:`AT` -- target_url, occurrence) but
+    those already there, and wake the other daemons; returns how many are new."""
     cur.executemany(
         f"""
         INSERT INTO deliveries (id, job_id, callback, event, payload, state, created_at,

@@ -9,6 +9,7 @@ One module per concern: ``connection`` (connections, transactions, migrations),
 ``jobs`` (the watch list), ``polls`` (claims and poll writes), ``outbox``
 (deliveries and attempts), ``health`` (callback health), ``instances`` (heartbeat,
 rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log),
+``silences``, ``reminders`` (reminders and acks),
 ``deadlines`` (an event's labels and metadata, the deadline sweep), ``digests``
 (closing a digest's window).
 """
@@ -24,6 +25,7 @@ from notifier.store.sqlite.jobs import SqliteJobs
 from notifier.store.sqlite.maintenance import SqliteMaintenance
 from notifier.store.sqlite.outbox import SqliteOutbox
 from notifier.store.sqlite.polls import SqlitePolls
+from notifier.store.sqlite.reminders import SqliteReminders
 from notifier.store.sqlite.silences import SqliteSilences
 
 __all__ = ["SqliteStore"]
@@ -38,6 +40,7 @@ class SqliteStore(
     SqliteMaintenance,
     SqliteFeed,
     SqliteSilences,
+    SqliteReminders,
     SqliteDeadlines,
     SqliteDigests,
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from notifier.store.columns import (
     DELIVERY_COLUMNS,
@@ -39,6 +40,13 @@ def enqueue(conn: sqlite3.Connection, job_id: str | None, event: NewEvent, now: 
         for index, callback in enumerate(event.callbacks)
     ]  # fmt: skip
     append_events(conn, [log_row(event_id, job_id, event)], now)
+    return insert_deliveries(conn, rows)
+
+
+def insert_deliveries(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert pending outbox rows (id, job_id, callback, event, payload, created_at,
+    queued_at, next_attempt_at, target_url, occurrence) but those already there (the
+    same event, callback and occurrence); returns how many are new."""
     before = conn.total_changes
     conn.executemany(
         """

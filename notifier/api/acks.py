@@ -1,0 +1,56 @@
+"""``POST /v1/jobs/{id}/ack``: acknowledge a job, so that its reminders stop.
+
+The ack's author is the token's name; the body (``{"comment": ...}``) may be empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import falcon
+
+from notifier.api.models import AckRequest
+from notifier.api.parsing import ApiError, read_json, validate
+from notifier.reminders import acknowledge
+
+if TYPE_CHECKING:
+    from notifier.api.app import Api, Caller
+
+log = logging.getLogger("notifier.api.app")
+
+
+class AckHandlers:
+    """The handlers of the ack endpoints, bound to the :class:`~notifier.api.app.Api`."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def routes(self) -> dict[tuple[str, str], Callable[..., None]]:
+        """Each (path, method) of :data:`models.ENDPOINTS` this module serves."""
+        return {("/v1/jobs/{job_id}/ack", "post"): self.ack_job}
+
+    def ack_job(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
+    ) -> None:
+        self._ack(req, resp, caller, job_id, "job")
+
+    def _ack(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        caller: Caller | None,
+        subject: str,
+        kind: str,
+    ) -> None:
+        assert caller is not None
+        empty = not req.content_length and req.content_type is None
+        body = AckRequest() if empty else validate(AckRequest, read_json(req))
+        ack = acknowledge(
+            self.api.store, subject, caller.name, self.api.clock(), body.comment, kind
+        )
+        if ack is None:
+            raise ApiError(404, f"no {kind} {subject!r}")
+        log.info("api: token %r acknowledged %s %s", caller.name, kind, subject)
+        resp.media = {"ack": ack.document()}
