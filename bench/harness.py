@@ -59,6 +59,7 @@ class Sizes:
     predictive_durations: tuple[float, float] = (20.0, 60.0)
     feed_events: int = 5_000
     feed_samples: int = 60
+    digest_events: int = 10_000
 
 
 FULL = Sizes()
@@ -74,6 +75,7 @@ QUICK = Sizes(
     predictive_durations=(10.0, 30.0),
     feed_events=2_000,
     feed_samples=20,
+    digest_events=1_000,
 )
 
 
