@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client.core import GaugeMetricFamily
@@ -33,6 +34,7 @@ from notifier.channels.callback_url import CallbackUrlChannel
 from notifier.config import Config, ConfigError, load_config, secrets_of, silent_jobs
 from notifier.delivery import Dispatcher, UrlChannelFactory
 from notifier.durations import format_duration
+from notifier.errors import socket_reason
 from notifier.lock import LockHeld, StateLock
 from notifier.logs import redact
 from notifier.metrics import Health, MetricsServer
@@ -54,6 +56,19 @@ SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 HEARTBEAT = 5.0
 CONNECT_FOR = 30.0  # an unreachable database at start is retried for this long
 STORE_BACKOFF = (0.5, 10.0)  # first and longest wait after a failed store call
+
+
+T = TypeVar("T")
+
+
+def listening(key: str, host: str, port: int, bind: Callable[[], T]) -> T:
+    """``bind()`` (a server that binds as it is made); a port that cannot be bound is
+    one line naming the listener, e.g. ``api.listen 127.0.0.1:8765: address already in
+    use``."""
+    try:
+        return bind()
+    except OSError as exc:
+        raise OSError(f"{key} {host}:{port}: {socket_reason(exc)}") from None
 
 
 def tick_seconds(config: Config) -> float:
@@ -253,18 +268,21 @@ class Daemon:
         self.api: Api | None = None
         self.api_server: ApiServer | None = None
         if config.api is not None:
-            self.api = Api(self.store, config.api, config.callbacks, self.health)
-            self.api_server = ApiServer(
-                self.api.wsgi(), config.api.host, config.api.port, config.api.max_waiters
+            api, settings = Api(self.store, config.api, config.callbacks, self.health), config.api
+            self.api = api
+            self.api_server = listening(
+                "api.listen",
+                settings.host,
+                settings.port,
+                lambda: ApiServer(api.wsgi(), settings.host, settings.port, settings.max_waiters),
             )
             self.api_server.start()
         self.metrics: MetricsServer | None = None
         if self.metrics_port is not None:
-            self.metrics = MetricsServer(
-                self.health,
-                config.metrics.host,
-                self.metrics_port,
-                [StoreCollector(self.store, lambda: self.config.callbacks)],
+            host, port = config.metrics.host, self.metrics_port
+            collectors = [StoreCollector(self.store, lambda: self.config.callbacks)]
+            self.metrics = listening(
+                "metrics.port", host, port, lambda: MetricsServer(self.health, host, port, collectors)
             )
             self.metrics.start()
         self.scheduler = BackgroundScheduler(

@@ -28,3 +28,14 @@ def _cause_of(exc: BaseException) -> BaseException | None:
     if exc.__cause__ is not None or exc.__suppress_context__:
         return exc.__cause__
     return exc.__context__
+
+
+def socket_reason(exc: BaseException) -> str:
+    """What the operating system said, e.g. ``connection refused``, from the innermost
+    ``OSError`` with an error number in ``exc``'s chain; else :func:`describe_error`."""
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror[0].lower() + inner.strerror[1:]
+        inner = _cause_of(inner)
+    return describe_error(exc) if isinstance(exc, Exception) else str(exc)

@@ -8,6 +8,7 @@ needed, is a real process against the Datasaur simulator.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -272,3 +273,59 @@ def test_state_commands_need_no_secret_from_the_environment(
         assert result.returncode == 0, (args, result.stderr)
     result = cli(path, "watch", "job-2", "--notify", "nope")
     assert result.returncode == 2 and "unknown callback 'nope' (known: a, b)" in result.stderr
+
+
+# --- errors that say where -----------------------------------------------------------
+
+
+def test_a_taken_port_names_its_listener(
+    simulator: DatasaurSimulator, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = base_config(simulator, tmp_path, callbacks={"a": webhook(receiver)})
+        tokens = [{"name": "ci", "token": "t" * 40, "scope": "write"}]
+        config["api"] = {"listen": f"127.0.0.1:{port}", "tokens": tokens}
+        path = write_config(tmp_path / "config.yaml", config)
+        result = subprocess.run(
+            [sys.executable, "-m", "notifier", "-c", str(path), "run"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert f"api.listen 127.0.0.1:{port}: address already in use" in result.stderr
+        del config["api"]
+        write_config(path, config)
+        result = subprocess.run(
+            [sys.executable, "-m", "notifier", "-c", str(path), "run", "--metrics-port",
+             str(port)], capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert f"metrics.port 127.0.0.1:{port}: address already in use" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_refused_connection_names_the_callback_host_and_port(
+    simulator: DatasaurSimulator, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        callbacks = {
+            "team-mail": {"type": "email", "smtp_host": "127.0.0.1", "smtp_port": port,
+                          "security": "none", "from": "a@example.com", "to": ["b@example.com"]},
+            "team-hook": {"type": "webhook", "url": f"http://127.0.0.1:{port}/hook"},
+        }  # fmt: skip
+        path = write_config(
+            tmp_path / "config.yaml", base_config(simulator, tmp_path, callbacks=callbacks)
+        )
+        mail = cli(path, "test-callback", "team-mail")
+        hook = cli(path, "test-callback", "team-hook")
+    assert mail.returncode == 1
+    assert f"callback team-mail: failed: 127.0.0.1:{port}: connection refused" in mail.stderr
+    assert hook.returncode == 1
+    assert (
+        f"callback team-hook: failed: connection failed: 127.0.0.1:{port}: connection refused"
+        in (hook.stderr)
+    )

@@ -116,9 +116,7 @@ def test_a_group_event_is_acknowledged_by_its_group(store: Any) -> None:
     assert [d.payload["data"].get("reminder") for d in store.deliveries()] == [None, 1]
 
 
-def test_two_stores_sweeping_at_once_make_each_reminder_once(
-    backend: Backend, store: Any
-) -> None:
+def test_two_stores_sweeping_at_once_make_each_reminder_once(backend: Backend, store: Any) -> None:
     if backend.kind != "postgres":
         pytest.skip("one daemon per SQLite file")
     for n in range(40):

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 from notifier import templating
 from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_none
 from notifier.digests import DIGEST_BODY, is_digest, summary
+from notifier.errors import socket_reason
 from notifier.events import describe, is_alert, sample_payload
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -172,8 +173,11 @@ class EmailChannel(Channel):
             if isinstance(exc.__context__, TimeoutError):  # smtplib wraps a reply timeout
                 return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
             return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
-        except (OSError, smtplib.SMTPException) as exc:
+        except smtplib.SMTPException as exc:
             return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        except OSError as exc:  # connection refused, no route, a name that does not resolve
+            where = f"{settings.smtp_host}:{settings.port}"
+            return Outcome(ok=False, detail=f"{where}: {socket_reason(exc)}")
         return Outcome(ok=True, detail=reply)
 
 

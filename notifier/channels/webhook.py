@@ -31,7 +31,7 @@ from notifier.channels.base import (
     host_of,
     not_blank,
 )
-from notifier.errors import describe_error
+from notifier.errors import socket_reason
 from notifier.events import sample_payload
 
 USER_AGENT = f"datasaur-notifier/{__version__}"
@@ -186,7 +186,8 @@ class WebhookChannel(Channel):
         except requests.Timeout:
             return Outcome(ok=False, detail=f"timed out after {self.timeout:g}s")
         except requests.ConnectionError as exc:
-            return Outcome(ok=False, detail=f"connection failed: {describe_error(exc)}")
+            where = host_of(self.settings.url)
+            return Outcome(ok=False, detail=f"connection failed: {where}: {socket_reason(exc)}")
         return classify(response.status_code, response.headers.get("Retry-After"), now)
 
 

@@ -46,7 +46,7 @@ def cmd_test_callback(args: argparse.Namespace, config: Config) -> int:
     took = (time.monotonic() - started) * 1000
     verdict = "ok" if outcome.ok else "failed"
     stream = sys.stdout if outcome.ok else sys.stderr
-    print(f"{args.name}: {verdict}: {outcome.detail} ({took:.0f}ms)", file=stream)
+    print(f"callback {args.name}: {verdict}: {outcome.detail} ({took:.0f}ms)", file=stream)
     return OK if outcome.ok else FAILURE
 
 
