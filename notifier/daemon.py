@@ -282,7 +282,10 @@ class Daemon:
             host, port = config.metrics.host, self.metrics_port
             collectors = [StoreCollector(self.store, lambda: self.config.callbacks)]
             self.metrics = listening(
-                "metrics.port", host, port, lambda: MetricsServer(self.health, host, port, collectors)
+                "metrics.port",
+                host,
+                port,
+                lambda: MetricsServer(self.health, host, port, collectors),
             )
             self.metrics.start()
         self.scheduler = BackgroundScheduler(
