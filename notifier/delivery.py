@@ -21,6 +21,7 @@ from notifier.backoff import exponential
 from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels import Channel, Outcome
 from notifier.config import DeliverySettings
+from notifier.digests import DIGEST_EVENT
 from notifier.durations import format_duration
 from notifier.events import alert_payload
 from notifier.logs import scrub
@@ -153,15 +154,22 @@ class Lane:
             log.exception("callback %s: could not look for due deliveries", self.channel.name)
 
     def _start_reminders(self, delivery: Delivery, sent_at: float) -> None:
-        """Schedule reminders of a first delivery the callback reminds of."""
+        """Schedule reminders of a first delivery the callback reminds of (a digest: of
+        each event in it; their reminders are gathered into later digests)."""
         settings = self.channel.settings
         every = settings.remind_every
-        if every is None or delivery.event not in settings.remind_events:
+        if every is None:
             return
-        if reminders.is_reminder(delivery.occurrence):
-            return
-        kind, subject = reminders.subject_of(delivery.event, delivery.job_id, delivery.payload)
-        self.store.start_reminders(delivery.id, kind, subject, sent_at, sent_at + every)
+        firsts = [delivery]
+        if delivery.event == DIGEST_EVENT:
+            firsts = self.store.digest_members(delivery.id)
+        for first in firsts:
+            if first.event not in settings.remind_events or reminders.is_reminder(
+                first.occurrence
+            ):
+                continue
+            kind, subject = reminders.subject_of(first.event, first.job_id, first.payload)
+            self.store.start_reminders(first.id, kind, subject, sent_at, sent_at + every)
 
     def _note(self, attempt: Attempt) -> None:
         """Count the attempt in the callback's health; pause or resume the lane."""

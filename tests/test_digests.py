@@ -5,7 +5,11 @@ and sends each digest once, retrying it like any delivery (a real SQLite store).
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from notifier.config import DeliverySettings
 from notifier.delivery import Dispatcher
 from notifier.digests import digest_id, digest_payload, summary
 from notifier.store import NewEvent, SqliteStore
+from tests.support.waiting import wait_until
 from tests.test_config import problems, with_token
 from tests.test_newcomer_config import check
 
@@ -162,4 +167,87 @@ def test_a_lane_sends_each_digest_once_retrying_it_like_any_delivery(tmp_path: P
     assert all(rows[ident].state == "delivered" for ident in sent_ids)
     assert sum(row.attempts for row in rows.values()) == 4  # the first failed, was retried
     assert len(rows) == 3  # the digests and the alert; the events are in their digests
+    store.close()
+
+
+def drive(dispatcher: Dispatcher, until: Callable[[], bool], timeout: float = 10) -> None:
+    """Tick the dispatcher until ``until()`` holds (the sends run on its lanes' threads)."""
+    wait_until(lambda: (dispatcher.tick(), until())[1], timeout=timeout)
+
+
+def lane_for(tmp_path: Path, channel_settings: dict[str, Any], failures: int = 0,
+             clock: Callable[[], float] = time.time,
+             **delivery: Any) -> tuple[SqliteStore, Recording, Dispatcher]:  # fmt: skip
+    store = SqliteStore(tmp_path / "state.db")
+    settings = WebhookSettings.model_validate({"type": "webhook", "url": "http://x",
+                                               **channel_settings})  # fmt: skip
+    channel = Recording("hook", settings, failures=failures)
+    timing = {"initial_backoff": "0.1s", "max_backoff": "0.2s", **delivery}
+    dispatcher = Dispatcher(store, {"hook": channel}, DeliverySettings.model_validate(timing),
+                            clock=clock)  # fmt: skip
+    return store, channel, dispatcher
+
+
+def ended(store: SqliteStore, n: int, kind: str, at: float) -> None:
+    payload = {"type": kind, "timestamp": "t", "data": {"job_id": f"j{n}"}}
+    store.add_event(f"j{n}", NewEvent(kind, payload, ["hook"]), at)
+
+
+def test_quiet_hours_close_no_window_and_let_the_excepted_events_out_alone(
+    tmp_path: Path,
+) -> None:
+    night = dt.datetime(2026, 12, 3, 23, 0, tzinfo=dt.UTC).timestamp()
+    now = [night]
+    quiet = {"from": "22:00", "to": "07:00", "timezone": "UTC", "except_events": ["job.failed"]}
+    store, channel, dispatcher = lane_for(
+        tmp_path, {"digest": {"window": "1s"}, "quiet_hours": quiet}, clock=lambda: now[0]
+    )
+    for n, kind in enumerate(["job.delivered", "job.failed", "job.delivered", "job.delivered"]):
+        ended(store, n, kind, night)
+    now[0] = night + 600  # the window is long over, but it is night
+    drive(dispatcher, lambda: "delivered" in {d.state for d in store.deliveries()})
+    [(_, alone)] = channel.sent
+    assert alone["type"] == "job.failed"
+    dispatcher.tick()
+    assert [d.event for d in store.deliveries() if d.state == "pending"] == ["job.delivered"] * 3
+    now[0] = night + 8 * 3600 + 1  # 07:00:01: one digest with the three that waited
+    drive(dispatcher, lambda: len(channel.sent) == 2)
+    dispatcher.close()
+    digest = channel.sent[1][1]
+    assert digest["type"] == "digest" and digest["data"]["count"] == 3
+    store.close()
+
+
+@pytest.mark.parametrize("pause_after", [0, 2])
+def test_a_digest_is_given_up_or_pauses_its_callback_like_any_delivery(
+    tmp_path: Path, pause_after: int
+) -> None:
+    store, _, dispatcher = lane_for(
+        tmp_path, {"digest": {"window": "1s"}}, failures=10**6, pause_after=pause_after,
+        give_up_after="1s",
+    )  # fmt: skip
+    for n in range(3):
+        ended(store, n, "job.failed", time.time() - 5)
+    if pause_after:  # paused after 2 failed attempts at the digest (time paused: not given up)
+        drive(dispatcher, lambda: any(h.paused_at for h in store.callback_health()))
+    else:
+        drive(dispatcher, lambda: [d.state for d in store.deliveries()] == ["dead"])
+    dispatcher.close()
+    [digest] = store.deliveries()
+    assert digest.event == "digest" and digest.attempts >= 2
+    assert {m.state for m in store.digest_members(digest.id)} == {"digested"}  # none alone
+    store.close()
+
+
+def test_the_events_of_a_delivered_digest_are_reminded_of(tmp_path: Path) -> None:
+    store, _, dispatcher = lane_for(tmp_path, {"digest": {"window": "1s"}, "remind_every": "1h"})
+    for n, kind in enumerate(["job.failed", "job.delivered", "job.failed"]):
+        ended(store, n, kind, time.time() - 5)
+    drive(dispatcher, lambda: [d.state for d in store.deliveries()] == ["delivered"])
+    dispatcher.close()
+    [digest] = store.deliveries()
+    failed = {m.id for m in store.digest_members(digest.id) if m.event == "job.failed"}
+    with closing(sqlite3.connect(tmp_path / "state.db")) as conn:
+        scheduled = {row[0] for row in conn.execute("SELECT delivery_id FROM reminders")}
+    assert scheduled == failed and len(failed) == 2
     store.close()

@@ -132,6 +132,13 @@ def test_200_jobs_ending_within_10s_give_4_to_6_digests_holding_every_event_once
         e["data"]["job_id"] for e in first["data"]["events"]
     )
     assert {m["state"] for m in document["members"]} == {"digested"}
+    # redeliver of one of its events sends the digest again, whole, under its id.
+    again = cli(daemon.config, "redeliver", document["members"][0]["id"])
+    digest_id = hooks[0].headers["webhook-id"]
+    assert again.returncode == 0 and again.stdout.startswith(f"{digest_id}: queued again")
+    wait_until(lambda: len(digests_at(receiver, "/hook")) > len(hooks), timeout=20)
+    resent = digests_at(receiver, "/hook")[len(hooks) :]
+    assert [(h.headers["webhook-id"], h.json) for h in resent] == [(digest_id, first)]
     assert daemon.stop() == 0
 
 
