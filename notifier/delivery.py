@@ -164,9 +164,7 @@ class Lane:
         if delivery.event == DIGEST_EVENT:
             firsts = self.store.digest_members(delivery.id)
         for first in firsts:
-            if first.event not in settings.remind_events or reminders.is_reminder(
-                first.occurrence
-            ):
+            if first.event not in settings.remind_events or reminders.is_reminder(first.occurrence):
                 continue
             kind, subject = reminders.subject_of(first.event, first.job_id, first.payload)
             self.store.start_reminders(first.id, kind, subject, sent_at, sent_at + every)
