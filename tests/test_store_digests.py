@@ -9,8 +9,6 @@ stores closing the same window at once make one digest."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,23 +16,11 @@ import pytest
 from notifier.digests import DigestSettings, digest_id
 from notifier.silences import Silence
 from notifier.store import NewEvent
-from tests.test_store import NOW, Backend, Instance, attempt, ids, near
+from tests.test_store import NOW, Backend, Instance, attempt, backend, ids, near, store
+
+__all__ = ["backend", "store"]  # the fixtures, on both stores
 
 DIGEST = DigestSettings(window=3.0, max_events=5)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    sqlite = request.param == "sqlite"
-    location = tmp_path / "state.db" if sqlite else request.getfixturevalue("postgres_url")
-    opened = Backend(request.param, location)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def store(backend: Backend) -> Any:
-    return backend.open()
 
 
 def event(store: Any, n: int, at: float, kind: str = "job.delivered", *callbacks: str) -> None:
