@@ -47,6 +47,10 @@ JOBS: list[tuple[str, str, list[tuple[float, str, int]]]] = [
     ),
     ("ProjectCreation:demo-0004", "project creation", [(0, "QUEUED", 0), (3.5, "FAILED", 0)]),
 ]
+# With --keep: one more job that runs for about two minutes, so a progress bar moves.
+LONG_JOB = ("ExportQueue:demo-0005", "long export")
+LONG_STEPS = [(0.0, "QUEUED", 0)] + [(2.0 + 6.0 * n, "IN_PROGRESS", 5 * n) for n in range(1, 20)]
+LONG_STEPS.append((122.0, "DELIVERED", 100))
 
 
 def _free_port() -> int:
@@ -56,8 +60,14 @@ def _free_port() -> int:
 
 
 def _config(
-    sim: DatasaurSimulator, receiver: WebhookReceiver, secret: str, state: Path, api_port: int
+    sim: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    secret: str,
+    state: Path,
+    api_port: int,
+    keep: bool,
 ) -> dict[str, Any]:
+    jobs = [*JOBS, (*LONG_JOB, LONG_STEPS)] if keep else JOBS
     return {
         "datasaur": {
             "graphql_url": sim.graphql_url,
@@ -71,7 +81,7 @@ def _config(
         "callbacks": {
             "demo-hook": {"type": "webhook", "url": receiver.url + "/hook", "secret": secret}
         },
-        "jobs": [{"id": job_id, "name": name} for job_id, name, _ in JOBS],
+        "jobs": [{"id": job_id, "name": name} for job_id, name, _ in jobs],
         "api": {
             "listen": f"127.0.0.1:{api_port}",
             "tokens": [{"name": "demo", "token": "${DEMO_API_TOKEN}", "scope": "write"}],
@@ -103,7 +113,9 @@ def run_demo(keep: bool = False) -> int:
     """Run the demo; 0 once every notification arrived with a valid signature.
 
     With ``keep``, the daemon (and its status page) stays up after that until SIGINT or
-    SIGTERM, so the page can be looked at.
+    SIGTERM, so the page can be looked at; a fifth job runs for two minutes, the
+    simulator makes up any job registered meanwhile (it ends about 20 s later, as with
+    ``simulate``), and the commands to try against the demo's config are printed.
     """
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     client_secret = secrets.token_urlsafe(16)
@@ -113,14 +125,17 @@ def run_demo(keep: bool = False) -> int:
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="datasaur-notifier-demo-") as tmp,
-        DatasaurSimulator(client_id="demo", client_secret=client_secret) as sim,
+        DatasaurSimulator(client_id="demo", client_secret=client_secret, auto_jobs=keep) as sim,
         WebhookReceiver(secret=secret) as receiver,
     ):
         for job_id, _, steps in JOBS:
             sim.script_job(job_id, [(float(t), status, p) for t, status, p in steps])
+        if keep:
+            sim.script_job(LONG_JOB[0], LONG_STEPS)
         config_path = Path(tmp) / "config.yaml"
+        state = Path(tmp) / "state.db"
         config_path.write_text(
-            yaml.safe_dump(_config(sim, receiver, secret, Path(tmp) / "state.db", api_port))
+            yaml.safe_dump(_config(sim, receiver, secret, state, api_port, keep))
         )
         config_path.chmod(0o600)
         receiver.on_receive = _announce(started)
@@ -140,7 +155,7 @@ def run_demo(keep: bool = False) -> int:
         try:
             ok = _wait_for_all(receiver, daemon)
             if keep:
-                _stay_up(daemon, page, api_token)
+                _stay_up(daemon, page, api_token, config_path, env)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(30)
@@ -149,24 +164,44 @@ def run_demo(keep: bool = False) -> int:
     return 0 if ok else 1
 
 
-def _stay_up(daemon: subprocess.Popen[str], page: str, api_token: str) -> None:
-    """Keep the daemon running until SIGINT (Ctrl-C) or SIGTERM, or until it exits."""
+def _stay_up(
+    daemon: subprocess.Popen[str],
+    page: str,
+    api_token: str,
+    config_path: Path,
+    env: dict[str, str],
+) -> None:
+    """Say what to try, then keep the daemon running until SIGINT (Ctrl-C) or SIGTERM,
+    or until it exits."""
     stop = threading.Event()
     previous = {
         signum: signal.signal(signum, lambda *_: stop.set())
         for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        print(
-            f"\nThe daemon stays up: open {page} and sign in with {api_token}"
-            "\nPress Ctrl-C to stop.",
-            flush=True,
-        )
+        print(f"\nThe daemon stays up: open {page} and sign in with {api_token}", flush=True)
+        print(_try_these(config_path, env, page), flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
         while daemon.poll() is None and not stop.wait(0.2):
             pass
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _try_these(config_path: Path, env: dict[str, str], page: str) -> str:
+    """The commands to try in another shell against the demo's config."""
+    cli = f"datasaur-notifier -c {config_path}"
+    return "\n".join([
+        f"\nThe demo's config: {config_path}. Try, in another shell:",
+        f"  export DEMO_CLIENT_SECRET={env['DEMO_CLIENT_SECRET']}"
+        f" DEMO_API_TOKEN={env['DEMO_API_TOKEN']}",
+        f"  {cli} status",
+        f"  {cli} wait {LONG_JOB[0]}          # the long export's progress bar",
+        f"  {cli} watch ExportQueue:my-job     # any id: the simulator makes it up",
+        f"  {cli} deliveries",
+        f"  curl -s -H \"Authorization: Bearer $DEMO_API_TOKEN\" {page}v1/jobs",
+    ])  # fmt: skip
 
 
 def _wait_for_all(receiver: WebhookReceiver, daemon: subprocess.Popen[str]) -> bool:

@@ -8,6 +8,7 @@ README's screenshot (docs/status-page.png).
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import signal
@@ -486,6 +487,22 @@ def test_demo_keep_serves_the_page_with_a_one_time_token_until_ctrl_c() -> None:
         assert whoami.json() == {"name": "demo", "scope": "write"}
         assert requests.get(url, timeout=5).status_code == 200  # the page, after the redirect
         assert demo.poll() is None  # still up after the last notification
+        # The commands it prints work against its config: a long job moves, and a job
+        # registered now is made up by the simulator.
+        text = "".join(lines)
+        found = re.search(r"The demo's config: (\S+)\. Try", text)
+        assert found, text
+        config = found.group(1)
+        assert f"datasaur-notifier -c {config} status" in text
+        watched = run_cli(config, "watch", "ExportQueue:my-job")
+        assert watched.returncode == 0, watched.stderr
+
+        def progress(job_id: str) -> int:
+            jobs = json.loads(run_cli(config, "status", "--json").stdout)["jobs"]
+            return next(job["progress"] or 0 for job in jobs if job["id"] == job_id)
+
+        wait_until(lambda: progress("ExportQueue:demo-0005") > 0, timeout=30)
+        wait_until(lambda: progress("ExportQueue:my-job") > 0, timeout=30)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(30) == 0
     finally:
@@ -494,6 +511,13 @@ def test_demo_keep_serves_the_page_with_a_one_time_token_until_ctrl_c() -> None:
             demo.wait(10)
     reader.join(5)
     assert "Demo finished" in "".join(lines)
+
+
+def run_cli(config: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", "-c", config, *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def test_the_package_ships_every_file_of_the_page() -> None:

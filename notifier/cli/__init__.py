@@ -28,15 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # `datasaur-notifier` alone: the help, and 2 (no command)
         command_line.print_help()
         return USAGE
+    args.config_given = hasattr(args, "config")  # `init` writes there only if given
     args.config = getattr(args, "config", DEFAULT_CONFIG_PATH)
     try:
         logs.setup(getattr(args, "log_format", None) or logs.format_from_environment())
     except ValueError as exc:
         command_line.error(str(exc))
     command = args.command_spec
-    if command.needs == "nothing":
-        return int(command.run(args))
     try:
+        if command.needs == "nothing":
+            return int(command.run(args))
         if command.needs == "state":
             return int(command.run(args, load_state_view(args.config)))
         return int(command.run(args, load_config(args.config)))

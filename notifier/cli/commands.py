@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.cli import acks, local, redeliver, service, silences, state, waiting, watching
+from notifier.cli import acks, init, local, redeliver, service, silences, state, waiting, watching
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
 from notifier.doctor import command as doctor
@@ -17,6 +17,7 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
+    *init.COMMANDS,
     *service.COMMANDS[:2],  # run, check-config
     *state.COMMANDS[:2],  # status, deliveries
     *watching.COMMANDS,
