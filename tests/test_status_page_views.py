@@ -264,3 +264,26 @@ def test_register_shows_every_problem_of_the_form_at_once(tab: Tab, stack: Stack
     expect(page.locator("#reg-notify-error")).to_contain_text("unknown callback 'nope'")
     expect(page.get_by_label("Job ID")).to_have_attribute("aria-invalid", "true")
     assert tab.unexpected_errors(422) == []
+
+
+def test_a_failed_job_is_acknowledged_from_its_detail(tab: Tab, stack: Stack) -> None:
+    page = tab.page
+    job_id = "ProjectCreation:page-ack"
+    stack.simulator.set_job(job_id, "FAILED", 0, errors=[FAILURE])
+    stack.register(job_id, "to be acknowledged", notify=["hook"])
+    wait_until(lambda: job_state(stack.base, job_id) == "done", 20)
+    sign_in(page, READ_TOKEN)
+    page.goto(f"/ui/#/job/{job_id}")
+    button = page.get_by_role("button", name="Acknowledge")
+    expect(button).to_be_disabled()
+    expect(button).to_have_attribute("title", re.compile("may only read"))
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, WRITE_TOKEN)
+    page.goto(f"/ui/#/job/{job_id}")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#job-fields")).to_contain_text("Acknowledged")
+    expect(page.get_by_role("button", name="Acknowledge")).to_be_hidden()
+    ack = Client(stack.base).call("GET", "/v1/jobs/" + job_id).json()["job"]["ack"]
+    assert ack["by"] == "pipelines" and ack["comment"] is None
+    assert tab.unexpected_errors() == [] and tab.dialogs == []

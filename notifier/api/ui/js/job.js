@@ -60,10 +60,15 @@ function render() {
   if (job.callback_url) field(fields, "Callback URL", job.callback_url);
   field(fields, "Source", job.source);
   if (job.owner) field(fields, "Polled by", job.owner);
+  if (job.ack) {
+    const by = `${job.ack.by}, ${relative(job.ack.at)}`;
+    field(fields, "Acknowledged", job.ack.comment ? `${by}: ${job.ack.comment}` : by);
+  }
   $("job-fields").replaceChildren(...fields.childNodes);
   $("job-fields").className = `fields state-${cssToken(job.state)}`;
   renderErrors(job.errors || []);
   updateUnwatch();
+  updateAck();
 
   // Rebuilt only when something changed, so a focused button keeps its focus.
   const container = $("job-deliveries");
@@ -118,6 +123,33 @@ async function unwatch() {
     if (error instanceof ApiError && error.status === 404) notice(`No job ${id} now.`);
     else failure(error);
     updateUnwatch();
+  }
+}
+
+function updateAck() {
+  // Reminders repeat a failure until someone acknowledges it: offer it where one can come.
+  const button = $("job-ack");
+  const ended = job && (job.status === "FAILED" || job.state === "expired");
+  button.hidden = !ended || Boolean(job.ack);
+  button.disabled = !canWrite();
+  button.title = canWrite()
+    ? "Acknowledge: no more reminders about this job"
+    : readOnlyReason("acknowledging");
+}
+
+async function acknowledge() {
+  if (!job || !canWrite()) return;
+  const id = job.id;
+  $("job-ack").disabled = true;
+  try {
+    const { data } = await call("POST", `jobs/${encodeURIComponent(id)}/ack`, {});
+    if (job && job.id === id) {
+      job = { ...job, ack: data.ack };
+      render();
+    }
+  } catch (error) {
+    failure(error);
+    updateAck();
   }
 }
 
@@ -184,6 +216,7 @@ function clear(id) {
   $("job-fields").replaceChildren();
   renderErrors([]);
   $("job-unwatch").hidden = true;
+  $("job-ack").hidden = true;
   $("job-deliveries").replaceChildren();
   $("job-deliveries").dataset.signature = "";
   setText($("job-title"), id);
@@ -205,6 +238,7 @@ export default {
   start() {
     document.addEventListener("delivery", (event) => patch(event.detail));
     $("job-unwatch").addEventListener("click", unwatch);
+    $("job-ack").addEventListener("click", acknowledge);
   },
   enter(route) {
     if (!job || job.id !== route.id) clear(route.id);
