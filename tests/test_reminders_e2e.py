@@ -130,7 +130,8 @@ def remind_until_acknowledged(
         unknown = cli(daemon.config, "ack", "ExportQueue:nope")
         assert unknown.returncode == 2 and "no job or group 'ExportQueue:nope'" in unknown.stderr
         missing = client.call("POST", "/v1/jobs/ExportQueue:nope/ack", json={})
-        assert missing.status_code == 404, missing.text
+        assert missing.status_code == 422, missing.text
+        assert missing.json()["details"][0]["path"] == "job_id"
         assert daemon.stop() == 0
 
 

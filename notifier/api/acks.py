@@ -1,6 +1,7 @@
 """``POST /v1/jobs/{id}/ack``: acknowledge a job, so that its reminders stop.
 
-The ack's author is the token's name; the body (``{"comment": ...}``) may be empty.
+The ack's author is the token's name; the body (``{"comment": ...}``) may be empty. An id
+no job has is a 422 naming ``job_id`` (the issue's "bad input" rule), not a 404.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import falcon
 
 from notifier.api.models import AckRequest
-from notifier.api.parsing import ApiError, read_json, validate
+from notifier.api.parsing import INVALID, ApiError, detail, read_json, validate
 from notifier.reminders import acknowledge
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class AckHandlers:
         ack = acknowledge(
             self.api.store, subject, caller.name, self.api.clock(), body.comment, kind
         )
-        if ack is None:
-            raise ApiError(404, f"no {kind} {subject!r}")
+        if ack is None:  # a bad reference in the request: 422 naming it, as the issue says
+            raise ApiError(422, INVALID, [detail(f"{kind}_id", f"no {kind} {subject!r} is known")])
         log.info("api: token %r acknowledged %s %s", caller.name, kind, subject)
         resp.media = {"ack": ack.document()}

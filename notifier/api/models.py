@@ -389,7 +389,7 @@ ENDPOINTS = (
              path_params=("job_id",)),
     Endpoint("/v1/jobs/{job_id}/ack", "post",
              "Acknowledge a job: reminders about it stop (the body may be empty)", "write",
-             {200: AckEnvelope, 403: Error, 404: Error, **_BODY_ERRORS, **_AUTH_ERRORS},
+             {200: AckEnvelope, 403: Error, **_BODY_ERRORS, **_AUTH_ERRORS},
              body=AckRequest, path_params=("job_id",)),
     Endpoint("/v1/deliveries", "get", "The notification outbox, a page at a time", "read",
              {200: DeliveryPage, **_AUTH_ERRORS}, query=DeliveriesQuery),
