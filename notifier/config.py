@@ -41,6 +41,7 @@ from notifier.channels.webhook import SigningSecret, check_http_url, masked
 from notifier.client_cert import ClientCert, ClientCertError
 from notifier.durations import parse_duration
 from notifier.events import JobStatus
+from notifier.groups import GroupSpec, config_group_problems
 from notifier.jobfields import Deadline
 from notifier.problems import key_path as key_path
 from notifier.problems import validation_problems, yaml_problem
@@ -350,6 +351,7 @@ class Config(StateLocation):
     metrics: MetricsSettings = MetricsSettings()
     callbacks: dict[str, _callback_union()] = {}  # type: ignore[valid-type]
     jobs: list[JobSpec] = []
+    groups: list[GroupSpec] = []
     routes: list[Route] = []
 
     @model_validator(mode="after")
@@ -497,6 +499,7 @@ def _cross_check(raw: dict[str, Any]) -> list[str]:
         for position, name in enumerate(notify if isinstance(notify, list) else []):
             if isinstance(name, str) and (problem := unknown_callback(name, callbacks)):
                 problems.append(f"jobs[{index}].notify[{position}]: {problem}")
+    problems += config_group_problems(raw.get("groups"), jobs, callbacks)
     delivery = raw.get("delivery")
     named = [
         ("delivery.alert_via", delivery.get("alert_via") if isinstance(delivery, dict) else None)

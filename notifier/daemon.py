@@ -39,6 +39,7 @@ from notifier.lock import LockHeld, StateLock
 from notifier.logs import redact
 from notifier.metrics import Health, MetricsServer
 from notifier.poller import Poller
+from notifier.recipients import Recipients
 from notifier.store import (
     DELIVERY_STATES,
     JOB_STATES,
@@ -255,7 +256,8 @@ class Daemon:
         warn_if_readable(self.config_path, config)
         for warning in silent_jobs(config):
             log.warning("%s", warning)
-        self._start_up_call(lambda: self.store.sync_config_jobs(config.jobs, time.time()))
+        self.store.group_filters = Recipients.of(config).filters
+        self._start_up_call(lambda: self._sync_config(config))
         self._start_up_call(lambda: self.store.heartbeat(time.time()))
         self._start_up_call(lambda: warn_about_orphans(self.store, config))
         self.dispatcher = Dispatcher(
@@ -305,6 +307,12 @@ class Daemon:
         self.systemd.ready(self._summary_or_outage())
         self._wait_for_signals()
         self._shutdown()
+
+    def _sync_config(self, config: Config) -> None:
+        """The config file's groups, then its jobs (which may name them)."""
+        now = time.time()
+        self.store.sync_config_groups(config.groups, now)  # the delivery tick sends any event
+        self.store.sync_config_jobs(config.jobs, now)
 
     def _start_up_call(self, func: Callable[[], object]) -> None:
         """A store call at start: on PostgreSQL retried like at any other time, until it
@@ -468,8 +476,8 @@ class Daemon:
         redact(secrets_of(new))
         for warning in silent_jobs(new):
             log.warning("%s", warning)
-        self.store.sync_config_jobs(new.jobs, time.time())
-        self.poller.reconfigure(new)
+        self.poller.reconfigure(new)  # first: the callbacks' filters for group events
+        self._sync_config(new)
         self.dispatcher.reconfigure(build_channels(new), new.delivery, url_channels(new))
         self.dispatcher.refresh()
         if self.api is not None and new.api is not None:

@@ -157,6 +157,8 @@ def describe(payload: dict[str, Any]) -> str:
 
 def _describe(payload: dict[str, Any]) -> str:
     data = payload["data"]
+    if str(payload.get("type", "")).startswith("group."):
+        return group_subject(payload)
     if is_alert(payload):
         return f"callback {data['callback']} {payload['type'].removeprefix(ALERT_PREFIX)}"
     label = data.get("name") or data.get("job_id") or data.get("group")
@@ -173,3 +175,13 @@ def _describe(payload: dict[str, Any]) -> str:
         )
     what = "EXPIRED" if payload["type"] == EXPIRED_EVENT else status
     return f"{label}: {what}"
+
+
+def group_subject(payload: dict[str, Any]) -> str:
+    """``group nightly-42 failed: 38 delivered, 2 failed`` (e-mail and Apprise titles)."""
+    data = payload["data"]
+    what = str(payload["type"]).removeprefix("group.").replace("_", " ")
+    counts = data.get("counts") or {}
+    parts = [f"{counts[key]} {key}" for key in ("delivered", "failed", "expired", "running")
+             if counts.get(key)]  # fmt: skip
+    return f"group {data.get('group')} {what}: {', '.join(parts) or 'no members'}"

@@ -144,7 +144,7 @@ def decide(
         job.id, state, status, progress, changed_job, now,
         interval * spread + now if watching else None, interval, error, events, job.lease,
         changed_at, stalls, stalled, started_at, baseline.at, baseline.progress,
-        eta if watching else None, schedule_only, at_risk,
+        eta if watching else None, schedule_only, at_risk, job.group,
     )  # fmt: skip
 
 
@@ -232,6 +232,7 @@ class Poller:
         self.warned_statuses: set[str] = set()
         self.config = config
         self.recipients = Recipients.of(config)
+        store.group_filters = self.recipients.filters
         self.client = DatasaurClient(config.datasaur)
         self._connect(config)
 
@@ -249,6 +250,7 @@ class Poller:
             self._connect(config)
         self.config = config
         self.recipients = Recipients.of(config)
+        self.store.group_filters = self.recipients.filters
 
     def tick(self) -> int:
         """Poll what is due; returns the number of job-polls made.
@@ -378,6 +380,8 @@ class Poller:
         and no job.late yet, so it costs next to nothing when none is due.
         """
         recorded = 0
+        if self.store.record_groups_late(now):
+            self.on_enqueued()
         while not self.stopping.is_set():
             due = self.store.deadlines_due(now, LATE_BATCH)
             if not due:

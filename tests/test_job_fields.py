@@ -41,6 +41,7 @@ def test_config_jobs_take_every_field() -> None:
     config = parse_config(
         BASE
         + """
+groups: [{id: nightly-42}]
 jobs:
   - id: "AutoLabelQueue:1"
     group: nightly-42

@@ -36,6 +36,7 @@ from notifier.api.parsing import (
 from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
+from notifier.groups import GroupEnded
 from notifier.jobfields import GroupConflict, label_filter
 from notifier.metrics import Health
 from notifier.report import attempt_document, delivery_document, job_document
@@ -193,6 +194,8 @@ class Api:
             )
         except GroupConflict as exc:
             raise ApiError(422, INVALID, [detail("group", str(exc))]) from None
+        except GroupEnded as exc:
+            raise ApiError(409, str(exc), [detail("group", str(exc))]) from None
         resp.status = 200 if existing else 201
         resp.media = {"job": self._documents([job])[0]}
         log.info(

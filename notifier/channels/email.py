@@ -17,6 +17,8 @@ from notifier.channels.base import CallbackSettings, Channel, Outcome, empty_as_
 from notifier.digests import DIGEST_BODY, is_digest, summary
 from notifier.errors import socket_reason
 from notifier.events import describe, is_alert, sample_payload
+from notifier.groups import is_group_event
+from notifier.groups import summary as group_summary
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 DEFAULT_BODY = """\
@@ -110,6 +112,8 @@ def texts(
     subject = f"[datasaur-notifier] {describe(payload)}"
     if subject_template and not alert:
         subject = templating.render_text(subject_template, payload).strip()
+    if is_group_event(payload) and not body_template:
+        return subject, group_summary(payload)  # counts, then the members: failed first
     body = ALERT_BODY if alert else (body_template or DEFAULT_BODY)
     return subject, templating.render_text(body, payload)
 

@@ -21,6 +21,7 @@ from notifier.cli.parsing import add_repeatable
 from notifier.cli.state import open_state
 from notifier.config import Config, JobSpec, StateView, unknown_callback
 from notifier.events import JobStatus
+from notifier.groups import GroupEnded
 from notifier.jobfields import GroupConflict
 from notifier.problems import validation_problems
 from notifier.store import Store, WatchedJob
@@ -78,7 +79,7 @@ def _watch_one(store: Store, job_id: str, given: dict[str, Any], now: float) -> 
         raise UsageError("; ".join(validation_problems(exc, JobSpec))) from None
     try:
         job = store.watch(spec, now)
-    except GroupConflict as exc:
+    except (GroupConflict, GroupEnded) as exc:
         raise UsageError(str(exc)) from None
     if known is None:
         return f"watching {job.id} (state {job.state})" + (f" as {job.name!r}" if job.name else "")

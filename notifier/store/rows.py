@@ -114,6 +114,7 @@ class JobUpdate(NamedTuple):
     eta: float | None = None
     schedule_only: bool = False
     at_risk: bool = False  # job.at_risk is among the events: record when (at_risk_at)
+    group: str | None = None  # the job's group: its end or estimate may settle the group
 
 
 class JobExtras(NamedTuple):

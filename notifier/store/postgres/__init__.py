@@ -21,7 +21,8 @@ watch list), ``claims`` (leased claims and the poll writes they fence), ``outbox
 lease renewal), ``maintenance`` (housekeeping, retention), ``ratelimit`` (the shared
 Datasaur cap), ``notify`` (LISTEN), ``importer`` (``import-state``), ``feed`` (the
 event log), ``digests`` (closing a digest's window, one daemon per callback at a time),
-``silences``, ``reminders`` (reminders and acks).
+``silences``, ``reminders`` (reminders and acks), ``groups`` (groups of jobs,
+:mod:`notifier.store.groupstore`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from notifier.store.postgres.claims import PostgresClaims
 from notifier.store.postgres.deadlines import PostgresDeadlines
 from notifier.store.postgres.digests import PostgresDigests
 from notifier.store.postgres.feed import PostgresFeed
+from notifier.store.postgres.groups import PostgresGroups
 from notifier.store.postgres.health import PostgresHealth
 from notifier.store.postgres.importer import ImportCounts, PostgresImport
 from notifier.store.postgres.jobs import PostgresJobs
@@ -59,5 +61,6 @@ class PostgresStore(
     PostgresReminders,
     PostgresDeadlines,
     PostgresDigests,
+    PostgresGroups,
 ):
     """:class:`~notifier.store.base.Store` on a PostgreSQL database, shared by daemons."""

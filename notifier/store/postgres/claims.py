@@ -17,12 +17,15 @@ from notifier.store.columns import (
     delivery_row,
     dumps,
 )
+from notifier.store.grouping import Tx, touched_groups
+from notifier.store.groupstore import GroupStore
 from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified, returned
 from notifier.store.postgres.outbox import enqueue
 from notifier.store.postgres.silences import HELD
 from notifier.store.rows import (
     Delivery,
     JobUpdate,
+    NewEvent,
     PollsWritten,
     WatchedJob,
     is_quiet,
@@ -118,7 +121,7 @@ def _changes(u: JobUpdate) -> tuple[Any, ...]:
             updated_at_of(u.job))  # fmt: skip
 
 
-class PostgresClaims(PostgresConnection):
+class PostgresClaims(PostgresConnection, GroupStore):
     """The work daemons share: claim it under a lease, write back only while it holds."""
 
     def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]:
@@ -161,9 +164,15 @@ class PostgresClaims(PostgresConnection):
                     len(updates) - len(applied),
                     len(updates),
                 )
-            events = [(u.job_id, e, u.polled_at) for u in updates if u.job_id in applied
-                      for e in u.events]  # fmt: skip
+            events: list[tuple[str | None, NewEvent, float]] = [
+                (u.job_id, e, u.polled_at) for u in updates if u.job_id in applied for e in u.events
+            ]
             refused = {u.job_id for u in updates if u.job_id not in applied and not is_quiet(u)}
+            lost = {u.job_id for u in updates} - applied
+            ended, estimated, now = touched_groups(updates, lost)
+            if ended or estimated:
+                tx = Tx(cur.execute, postgres=True, stamp=lambda t: at(t, base))
+                events += [(None, e, now) for e in self._settle_polls(tx, ended, estimated, now)]
             return PollsWritten(enqueue(cur, events), frozenset(refused))
 
     def claim_deliveries(

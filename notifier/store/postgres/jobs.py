@@ -18,6 +18,7 @@ from notifier.store.columns import (
     job_row,
     spec_columns,
 )
+from notifier.store.grouping import Tx, join, seal_if_expected
 from notifier.store.postgres.connection import AT, NOW, SYNC_LOCK, PostgresConnection, at, qualified
 from notifier.store.postgres.reminders import END_REMINDERS
 from notifier.store.rows import Cursor, WatchedJob
@@ -119,16 +120,21 @@ class PostgresJobs(PostgresConnection):
         Re-registering a job ends its reminders.
 
         A job in a group registered under another is refused (:class:`GroupConflict`),
-        and nothing changes.
+        as is joining a group that has ended (:class:`~notifier.groups.GroupEnded`), and
+        nothing changes. An undeclared group is created open.
         """
         with self._transaction() as conn:
             stored = conn.execute(
                 "SELECT group_id FROM jobs WHERE id = %s FOR UPDATE", (spec.id,)
             ).fetchone()
-            check_group(spec, None if stored is None else stored[0])
+            stored_group = None if stored is None else stored[0]
+            check_group(spec, stored_group)
+            tx = Tx(conn.execute, postgres=True, stamp=at)
+            join(tx, spec.group, stored_group, now)
             self._upsert(conn, [spec], source, now, callback_url)
             self._rewatch(conn, [spec.id], now, "operator")
             conn.execute(END_REMINDERS, ("job", spec.id))
+            seal_if_expected(tx, spec.group, now)
         return self.jobs(job_id=spec.id)[0]
 
     def unwatch(self, job_id: str) -> WatchedJob | None:

@@ -11,7 +11,8 @@ One module per concern: ``connection`` (connections, transactions, migrations),
 rate limit), ``maintenance`` (retention, backup), ``feed`` (the event log),
 ``silences``, ``reminders`` (reminders and acks),
 ``deadlines`` (an event's labels and metadata, the deadline sweep), ``digests``
-(closing a digest's window).
+(closing a digest's window), ``groups`` (groups of jobs,
+:mod:`notifier.store.groupstore`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from notifier.store.sqlite.deadlines import SqliteDeadlines
 from notifier.store.sqlite.digests import SqliteDigests
 from notifier.store.sqlite.feed import SqliteFeed
+from notifier.store.sqlite.groups import SqliteGroups
 from notifier.store.sqlite.health import SqliteHealth
 from notifier.store.sqlite.instances import SqliteInstances
 from notifier.store.sqlite.jobs import SqliteJobs
@@ -43,5 +45,6 @@ class SqliteStore(
     SqliteReminders,
     SqliteDeadlines,
     SqliteDigests,
+    SqliteGroups,
 ):
     """:class:`~notifier.store.base.Store` on one SQLite file in WAL mode."""

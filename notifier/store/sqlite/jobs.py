@@ -13,6 +13,7 @@ from notifier.store.columns import (
     job_row,
     spec_columns,
 )
+from notifier.store.grouping import Tx, join, seal_if_expected
 from notifier.store.rows import Cursor, WatchedJob
 from notifier.store.shared import UPSERT_SET, check_group, config_spec
 from notifier.store.sqlite.connection import SqliteConnection
@@ -100,14 +101,19 @@ class SqliteJobs(SqliteConnection):
         Re-registering a job ends its reminders.
 
         A job in a group registered under another is refused (:class:`GroupConflict`),
-        and nothing changes.
+        as is joining a group that has ended (:class:`~notifier.groups.GroupEnded`), and
+        nothing changes. An undeclared group is created open.
         """
         with self._transaction() as conn:
             stored = conn.execute("SELECT group_id FROM jobs WHERE id = ?", (spec.id,)).fetchone()
-            check_group(spec, None if stored is None else stored[0])
+            stored_group = None if stored is None else stored[0]
+            check_group(spec, stored_group)
+            tx = Tx(conn.execute, postgres=False)
+            join(tx, spec.group, stored_group, now)
             self._upsert(conn, spec, source, now, callback_url)
             self._rewatch(conn, spec.id, now, "operator")
             conn.execute(END_REMINDERS, ("job", spec.id))
+            seal_if_expected(tx, spec.group, now)
         return self.jobs(job_id=spec.id)[0]
 
     def unwatch(self, job_id: str) -> WatchedJob | None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from notifier.store.columns import CLAIM_COLUMNS, SCHEDULE_COLUMNS, claimed_row, dumps
+from notifier.store.grouping import Tx, touched_groups
+from notifier.store.groupstore import GroupStore
 from notifier.store.rows import JobUpdate, PollsWritten, WatchedJob, is_quiet, updated_at_of
 from notifier.store.sqlite.connection import SqliteConnection
 from notifier.store.sqlite.outbox import enqueue
@@ -50,7 +53,7 @@ def _changed(u: JobUpdate) -> tuple[Any, ...]:
             updated_at_of(u.job), u.at_risk, u.polled_at, u.job_id)  # fmt: skip
 
 
-class SqlitePolls(SqliteConnection):
+class SqlitePolls(SqliteConnection, GroupStore):
     """The poll path: claim due jobs, write their polls and events in one transaction."""
 
     def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]:
@@ -98,7 +101,19 @@ class SqlitePolls(SqliteConnection):
                     continue
                 for event in update.events:
                     created += enqueue(conn, update.job_id, event, update.polled_at)
+            created += self._settle_groups(conn, updates, refused)
         return PollsWritten(created, frozenset(refused))
+
+    def _settle_groups(
+        self, conn: sqlite3.Connection, updates: Sequence[JobUpdate], refused: set[str]
+    ) -> int:
+        """The group events this write causes (see :func:`touched_groups`), recorded in
+        its transaction; the outbox rows created."""
+        ended, estimated, now = touched_groups(updates, refused)
+        if not ended and not estimated:
+            return 0
+        events = self._settle_polls(Tx(conn.execute, postgres=False), ended, estimated, now)
+        return sum(enqueue(conn, None, event, now) for event in events)
 
     def release_jobs(self, jobs: Sequence[WatchedJob]) -> None:
         """Nothing to release: claims take no lease here."""
