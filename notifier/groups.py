@@ -286,3 +286,11 @@ def summary(payload: dict[str, Any]) -> str:
     if data.get("jobs_truncated"):
         lines.append(f"  ... (first {MAX_PAYLOAD_JOBS} of {data.get('total')})")
     return "\n".join(lines) + "\n"
+
+
+def group_document(
+    view: GroupView, now: float, ack: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A group as the API and ``groups --json`` show it: ``id``, the payload's fields and
+    its ``ack`` (null: not acknowledged)."""
+    return {"id": view.group.id, **view_document(view, now), "ack": ack}

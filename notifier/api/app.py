@@ -24,6 +24,7 @@ from notifier import callback_urls, watchlist
 from notifier.api import models, static
 from notifier.api.acks import AckHandlers
 from notifier.api.feed import Feed
+from notifier.api.groups import GroupHandlers
 from notifier.api.parsing import (
     INVALID,
     ApiError,
@@ -367,6 +368,7 @@ class Api:
             ("/v1/events/stream", "get"): self.feed.stream,
             **SilenceHandlers(self).routes(),
             **AckHandlers(self).routes(),
+            **GroupHandlers(self).routes(),
         }
         resources: dict[str, _Resource] = {}
         for endpoint in models.ENDPOINTS:
@@ -376,7 +378,8 @@ class Api:
             resource = resources.setdefault(path, _Resource(self))
             resource.methods[endpoint.method.upper()] = (endpoint, handler)
         for path, resource in resources.items():
-            # A job id may hold any character, "/" included once percent-decoded.
+            # A job id may hold any character, "/" included once percent-decoded (a group
+            # id's "/" is not addressable: /v1/groups/{group_id}/seal shares the level).
             app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
         for template, page_resource in static.routes():
             app.add_route(template, page_resource)

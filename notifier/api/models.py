@@ -27,7 +27,14 @@ from pydantic.json_schema import models_json_schema
 
 from notifier import __version__, jobfields
 from notifier.api.feed_models import EventPage, EventsQuery, Gone, LabelFilters, StreamQuery
+from notifier.api.group_models import (
+    GroupDetailEnvelope,
+    GroupEnvelope,
+    GroupPage,
+    GroupsQuery,
+)
 from notifier.events import JobStatus
+from notifier.groups import GroupSpec
 from notifier.jobfields import Deadline
 from notifier.silences import SilenceRequest
 from notifier.store import DELIVERY_STATES, JOB_STATES, Cursor
@@ -415,6 +422,20 @@ ENDPOINTS = (
              "Expire a silence now (its held deliveries go out)", "write",
              {200: SilenceEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
              path_params=("silence_id",)),
+    Endpoint("/v1/groups", "get", "Groups with their counts, a page at a time", "read",
+             {200: GroupPage, **_AUTH_ERRORS}, query=GroupsQuery),
+    Endpoint("/v1/groups/{group_id}", "get", "A group with its members", "read",
+             {200: GroupDetailEnvelope, 404: Error, **_AUTH_ERRORS}, path_params=("group_id",)),
+    Endpoint("/v1/groups/{group_id}", "put", "Declare a group, or update the fields given",
+             "write", {200: GroupEnvelope, 201: GroupEnvelope, 403: Error, **_BODY_ERRORS,
+                       **_AUTH_ERRORS}, body=GroupSpec, path_params=("group_id",)),
+    Endpoint("/v1/groups/{group_id}", "delete",
+             "Forget a group and stop watching its members (pending deliveries are sent)",
+             "write", {200: GroupEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
+             path_params=("group_id",)),
+    Endpoint("/v1/groups/{group_id}/seal", "post", "Seal a group: no more members; it can end",
+             "write", {200: GroupEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
+             path_params=("group_id",)),
 )  # fmt: skip
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from notifier.cli import acks, init, local, redeliver, service, silences, state, waiting, watching
+from notifier.cli import (
+    acks,
+    groups,
+    init,
+    local,
+    redeliver,
+    service,
+    silences,
+    state,
+    waiting,
+    watching,
+)
 from notifier.cli.base import OK, Command
 from notifier.cli.parsing import build_parser, completion_script
 from notifier.doctor import command as doctor
@@ -21,6 +32,7 @@ COMMANDS: list[Command] = [
     *service.COMMANDS[:2],  # run, check-config
     *state.COMMANDS[:2],  # status, deliveries
     *watching.COMMANDS,
+    *groups.COMMANDS,
     *waiting.COMMANDS,
     *redeliver.COMMANDS,
     *silences.COMMANDS,

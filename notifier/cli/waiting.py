@@ -150,14 +150,16 @@ def _register(store: Store, ids: list[str], notify: list[str] | None) -> None:
 
 def cmd_wait(args: argparse.Namespace, config: Config) -> int:
     """Register jobs and block until every one has ended."""
-    if args.group is not None:
-        raise UsageError("--group: this version has no groups yet")
-    if not args.job_ids:
+    if args.group is not None and args.job_ids:
+        raise UsageError("wait for JOB_IDs or for --group G, not both")
+    if not args.job_ids and args.group is None:
         raise UsageError("give the JOB_IDs to wait for (or --group G)")
     try:
         timeout = None if args.timeout is None else parse_duration(args.timeout)
     except ValueError as exc:
         raise UsageError(f"--timeout: {exc}") from None
+    if args.group is not None:
+        return _wait_group(args, config, timeout)
     for name in args.notify or []:
         if problem := unknown_callback(name, config.callbacks):
             raise UsageError(f"--notify: {problem}")
@@ -174,9 +176,34 @@ def cmd_wait(args: argparse.Namespace, config: Config) -> int:
     return code
 
 
+def _wait_group(args: argparse.Namespace, config: Config, timeout: float | None) -> int:
+    """Follow a group's members until the group ends: 0 completed, 1 failed (an open
+    group ends only once sealed)."""
+    store = open_store(config)
+    if not store.groups(group_id=args.group):
+        raise UsageError(f"no group {args.group!r} (see `groups`)")
+    output = Output(args)
+    jobs: list[Watched] = []
+    try:
+        code = _follow(store, config, jobs, output, timeout, group=args.group)
+    except KeyboardInterrupt:
+        code = INTERRUPTED
+    output.summary(jobs, code, time.time())
+    views = store.groups(group_id=args.group)
+    if views and not args.json:
+        print(f"group {args.group}: {views[0].group.state}", file=output.stream)
+    return code
+
+
 def _follow(
-    store: Store, config: Config, jobs: list[Watched], output: Output, timeout: float | None
+    store: Store,
+    config: Config,
+    jobs: list[Watched],
+    output: Output,
+    timeout: float | None,
+    group: str | None = None,
 ) -> int:
+    """Show changes until every job (or ``group``) has ended; the exit code."""
     deadline = None if timeout is None else time.monotonic() + timeout
     poller: Poller | None = None
     while True:
@@ -184,12 +211,21 @@ def _follow(
         if not _daemon_alive(store, now):
             poller = poller or _own_poller(config)
             poller.tick()
+        if group is not None:  # members may join while it is open
+            known = {w.job.id for w in jobs}
+            jobs += [Watched(j) for j in store.jobs(group=group) if j.id not in known]
         for w in jobs:
             found = store.jobs(job_id=w.job.id)
             if found and w.observe(found[0]):
                 output.change(w, now)
         output.refresh(jobs)
-        if all(w.ended for w in jobs):
+        if group is not None:
+            views = store.groups(group_id=group)
+            if not views:
+                raise UsageError(f"group {group!r} was deleted")
+            if views[0].group.ended:
+                return OK if views[0].group.state == "completed" else FAILURE
+        elif all(w.ended for w in jobs):
             return exit_code(jobs)
         if deadline is not None and time.monotonic() >= deadline:
             return TIMED_OUT
@@ -215,8 +251,8 @@ COMMANDS = [
     Command(
         "wait",
         cmd_wait,
-        "Register jobs and wait until every one has ended (exit 0 delivered, 1 failed,"
-        " 3 unknown, 124 timeout).",
+        "Register jobs (or follow --group G) and wait until every one has ended (exit 0"
+        " delivered / group completed, 1 failed, 3 unknown, 124 timeout).",
         _wait_arguments,
     )
 ]
