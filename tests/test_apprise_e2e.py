@@ -94,7 +94,7 @@ def test_apprise_json_sends_title_and_body_and_retries_a_failure_quietly(
     assert "ok       sent (JSON)" in history.stdout
     daemon.wait_for_log(f"delivery {row['id']} (job.delivered for job {JOB} to chat): failed")
     tested = cli(daemon.config, "test-callback", "chat", env=ENV)
-    assert (tested.returncode, tested.stdout.split(" (")[0]) == (0, "chat: ok: sent")
+    assert (tested.returncode, tested.stdout.split(" (")[0]) == (0, "callback chat: ok: sent")
     receiver.wait_for(3)
     assert daemon.stop() == 0
 
