@@ -100,7 +100,7 @@ def acknowledge(
     None when neither is known, and nothing is recorded."""
     if kind in (None, "job") and store.jobs(job_id=subject):
         kind = "job"
-    elif kind in (None, "group") and store.jobs(group=subject, limit=1):
+    elif kind in (None, "group") and store.groups(group_id=subject):
         kind = "group"
     else:
         return None

@@ -1,7 +1,8 @@
-"""``POST /v1/jobs/{id}/ack``: acknowledge a job, so that its reminders stop.
+"""``POST /v1/jobs/{id}/ack`` and ``/v1/groups/{id}/ack``: acknowledge a job or a group,
+so that its reminders stop.
 
 The ack's author is the token's name; the body (``{"comment": ...}``) may be empty. An id
-no job has is a 422 naming ``job_id`` (the issue's "bad input" rule), not a 404.
+no job (group) has is a 422 naming ``job_id`` (``group_id``): the issue's bad-input rule.
 """
 
 from __future__ import annotations
@@ -30,12 +31,20 @@ class AckHandlers:
 
     def routes(self) -> dict[tuple[str, str], Callable[..., None]]:
         """Each (path, method) of :data:`models.ENDPOINTS` this module serves."""
-        return {("/v1/jobs/{job_id}/ack", "post"): self.ack_job}
+        return {
+            ("/v1/jobs/{job_id}/ack", "post"): self.ack_job,
+            ("/v1/groups/{group_id}/ack", "post"): self.ack_group,
+        }
 
     def ack_job(
         self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
     ) -> None:
         self._ack(req, resp, caller, job_id, "job")
+
+    def ack_group(
+        self, req: falcon.Request, resp: falcon.Response, caller: Caller | None, group_id: str
+    ) -> None:
+        self._ack(req, resp, caller, group_id, "group")
 
     def _ack(
         self,

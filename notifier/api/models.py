@@ -436,6 +436,10 @@ ENDPOINTS = (
     Endpoint("/v1/groups/{group_id}/seal", "post", "Seal a group: no more members; it can end",
              "write", {200: GroupEnvelope, 403: Error, 404: Error, **_AUTH_ERRORS},
              path_params=("group_id",)),
+    Endpoint("/v1/groups/{group_id}/ack", "post",
+             "Acknowledge a group: reminders about it stop (the body may be empty)", "write",
+             {200: AckEnvelope, 403: Error, **_BODY_ERRORS, **_AUTH_ERRORS},
+             body=AckRequest, path_params=("group_id",)),
 )  # fmt: skip
 
 

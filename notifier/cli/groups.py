@@ -12,6 +12,7 @@ from notifier.cli.state import open_state
 from notifier.config import StateView
 from notifier.durations import relative_time
 from notifier.groups import GROUP_STATES, GroupView, group_document
+from notifier.reminders import ack_document
 from notifier.report import job_document, jobs_table, table
 
 
@@ -47,7 +48,9 @@ def cmd_groups(args: argparse.Namespace, config: StateView) -> int:
     if args.group_id is None:
         views = store.groups(state=args.state)
         if args.json:
-            print_json({"groups": [group_document(v, now) for v in views]})
+            acks = store.acks("group", [v.group.id for v in views])
+            print_json({"groups": [group_document(v, now, ack_document(acks.get(v.group.id)))
+                                   for v in views]})  # fmt: skip
         else:
             print(groups_table(views, now))
         return OK
@@ -56,8 +59,10 @@ def cmd_groups(args: argparse.Namespace, config: StateView) -> int:
         raise UsageError(f"no group {args.group_id!r} (see `groups`)")
     members = store.jobs(group=args.group_id)
     if args.json:
-        print_json({"group": {**group_document(found[0], now),
-                              "members": [job_document(j) for j in members]}})  # fmt: skip
+        ack = ack_document(store.acks("group", [args.group_id]).get(args.group_id))
+        acks = store.acks("job", [j.id for j in members])
+        documents = [job_document(j, acks.get(j.id)) for j in members]
+        print_json({"group": {**group_document(found[0], now, ack), "members": documents}})
         return OK
     print(groups_table(found, now))
     print()
