@@ -101,19 +101,19 @@ class Tx:
 
 def touched_groups(
     updates: Sequence[Any], refused: Collection[str]
-) -> tuple[set[str], set[str], float]:
+) -> tuple[set[str], dict[str, float], float]:
     """Of a poll write's updates (not ``refused``): the groups of members that ended (they
-    may end the group), those of members with an estimate (it may put the group at risk),
-    and the write's time."""
-    ended, estimated, now = set[str](), set[str](), 0.0
+    may end the group), each group's latest estimate among members still running (it may
+    put the group at risk), and the write's time."""
+    ended, estimated, now = set[str](), dict[str, float](), 0.0
     for u in updates:
         if u.group is None or u.job_id in refused:
             continue
         now = max(now, u.polled_at)
         if u.state != "watching":
             ended.add(u.group)
-        elif u.eta is not None:
-            estimated.add(u.group)
+        elif u.eta is not None and u.eta > estimated.get(u.group, 0.0):
+            estimated[u.group] = u.eta
     return ended, estimated, now
 
 
@@ -252,33 +252,30 @@ def settle(tx: Tx, group_ids: Iterable[str | None], now: float, filters: Filters
 
 
 def warn_at_risk(
-    tx: Tx, group_ids: Iterable[str | None], now: float, filters: Filters
+    tx: Tx, estimated: Mapping[str, float], now: float, filters: Filters
 ) -> list[NewEvent]:
-    """group.at_risk for the groups among ``group_ids`` whose members' latest estimate
-    lies after their deadline (one probe; a group is counted only if it has a deadline
-    and no warning yet)."""
-    wanted = sorted({g for g in group_ids if g is not None})
-    if not wanted:
+    """group.at_risk for the groups whose members' latest estimate (``estimated``: this
+    write's, by group) lies after their deadline, before it. One probe for the write's
+    groups; a group's other members were weighed when their own estimates were written,
+    so only a group this write puts past its deadline is read further."""
+    if not estimated:
         return []
-    condition, ids = tx.among(wanted)
-    candidates = tx.rows(
-        f"SELECT {GROUP_COLUMNS} FROM job_groups WHERE id {condition} AND deadline IS NOT NULL"
-        f" AND at_risk_at IS NULL AND late_at IS NULL AND {RUNNING} AND deadline > {{T}}"
-        " ORDER BY id",
-        (ids, tx.stamp(now)),
+    condition, ids = tx.among(sorted(estimated))
+    probed = tx.rows(
+        f"SELECT id, deadline FROM job_groups WHERE id {condition} AND deadline IS NOT NULL"
+        f" AND at_risk_at IS NULL AND late_at IS NULL AND {RUNNING}",
+        (ids,),
     )
     events = []
-    for group in map(group_row, candidates):
-        view = view_of(tx, group)
-        if not at_risk(group, view.eta, now):
+    for group_id, deadline in sorted(probed):
+        if not now < deadline < estimated[group_id]:
             continue
-        if tx.change(
-            "UPDATE job_groups SET at_risk_at = {T} WHERE id = ? AND at_risk_at IS NULL"
-            f" AND late_at IS NULL AND {RUNNING}",
-            (tx.stamp(now), group.id),
-        ):
-            marked = view._replace(group=replace(group, at_risk_at=now))
-            events.append(_event(tx, AT_RISK, marked, now, filters))
+        group = read_group(tx, group_id, lock=True)
+        if group is None or not at_risk(group, estimated[group_id], now):
+            continue
+        tx.change("UPDATE job_groups SET at_risk_at = {T} WHERE id = ?", (tx.stamp(now), group_id))
+        marked = view_of(tx, replace(group, at_risk_at=now))
+        events.append(_event(tx, AT_RISK, marked, now, filters))
     return events
 
 

@@ -88,8 +88,9 @@ class GroupStore:
             if len(events) < LATE_GROUPS:
                 return created
 
-    def _settle_polls(self, tx: Tx, ended: Iterable[str | None], estimated: Iterable[str | None],
-                      now: float) -> list[NewEvent]:  # fmt: skip
+    def _settle_polls(
+        self, tx: Tx, ended: Iterable[str | None], estimated: Mapping[str, float], now: float
+    ) -> list[NewEvent]:
         """In a poll write's transaction: the events of the groups it ends or puts at risk."""
         filters = self.group_filters
         return [*grouping.settle(tx, ended, now, filters),

@@ -20,12 +20,13 @@ import { inFlight } from "./redeliver.js";
 import { app, session } from "./session.js";
 import callbacks from "./callbacks.js";
 import deliveries from "./deliveries.js";
+import groups from "./groups.js";
 import job from "./job.js";
 import jobs from "./jobs.js";
 import register from "./register.js";
 import silences from "./silences.js";
 
-const VIEWS = [jobs, job, deliveries, callbacks, silences, register];
+const VIEWS = [jobs, job, groups, deliveries, callbacks, silences, register];
 
 const TOKEN_KEY = "datasaur-notifier.token";
 const REFRESH_MS = 2000;
