@@ -218,3 +218,21 @@ def test_two_stores_ending_the_last_two_members_together_give_one_event(
         completed = [d for d in group_events(one, "group.completed") if d.payload["data"]
                      ["group"] in ids]  # fmt: skip
         assert sorted(d.payload["data"]["group"] for d in completed) == sorted(ids)
+
+
+def test_import_state_copies_groups(pg: Callable[..., Any], tmp_path: Any) -> None:
+    from notifier.store import SqliteStore
+
+    source = SqliteStore(tmp_path / "state.db")
+    source.put_group(group("imported", notify=["hook"], fail_fast=True, labels={"a": "b"}),
+                     {"notify", "fail_fast", "labels"}, time.time())  # fmt: skip
+    register(source, "imported", "I:1")
+    register(source, "implicit", "I:2")
+    source.close()
+    target = pg("importer")
+    target.import_sqlite(tmp_path / "state.db")
+    views = {v.group.id: v.group for v in target.groups()}
+    assert views["imported"].fail_fast and views["imported"].notify == ("hook",)
+    assert views["imported"].labels == {"a": "b"} and views["implicit"].state == "open"
+    target.import_sqlite(tmp_path / "state.db")  # twice: nothing changes
+    assert len(target.groups()) == 2

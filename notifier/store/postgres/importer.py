@@ -10,6 +10,7 @@ from typing import Any
 
 from notifier.store.base import StoreError
 from notifier.store.columns import DELIVERY_COLUMNS
+from notifier.store.grouping import GROUP_COLUMNS
 from notifier.store.postgres.connection import CHANNEL, PostgresConnection, returned
 
 log = logging.getLogger("notifier.store.postgres")
@@ -31,6 +32,7 @@ class _SqliteRows:
     jobs: list[tuple[Any, ...]]
     deliveries: list[tuple[Any, ...]]
     attempts: list[tuple[Any, ...]]
+    groups: list[tuple[Any, ...]]
 
 
 _IMPORTED_JOB_COLUMNS = (
@@ -39,6 +41,15 @@ _IMPORTED_JOB_COLUMNS = (
     " changed_at, stalls, stalled, started_at, baseline_at, baseline_progress, eta, job_updated_at,"
     " group_id, labels, metadata, deadline, expire_after, stall_after, at_risk_at, late_at"
 )
+
+
+# The groups jobs name that no imported group row declares: open, as a job creates one.
+_GROUPS_OF_JOBS = """
+    INSERT INTO job_groups (id, source, state, created_at, updated_at)
+    SELECT group_id, 'job', 'open', min(registered_at), min(registered_at) FROM jobs
+    WHERE group_id IS NOT NULL GROUP BY group_id
+    ON CONFLICT (id) DO NOTHING
+"""
 
 
 def _marks(columns: str) -> str:
@@ -76,18 +87,28 @@ def _read_sqlite(path: Path) -> _SqliteRows:
                     conn, "attempts", "delivery_id, attempted_at, duration, ok, detail"
                 )
             ]
+            groups = _groups(conn)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the SQLite state file {path}: {exc}") from None
-    return _SqliteRows(jobs, deliveries, attempts)
+    return _SqliteRows(jobs, deliveries, attempts, groups)
+
+
+def _groups(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """The groups (none in a schema older than groups: the jobs' groups come back open)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'job_groups'").fetchone():
+        return []
+    rows = _select(conn, "job_groups", GROUP_COLUMNS)
+    return [(*row[:6], bool(row[6]), *row[7:]) for row in rows]  # fail_fast
 
 
 class PostgresImport(PostgresConnection):
     """Moving from SQLite, idempotently."""
 
     def import_sqlite(self, path: Path) -> ImportCounts:
-        """Copy a SQLite state file's jobs, deliveries and attempts, in one transaction.
+        """Copy a SQLite state file's jobs, groups, deliveries and attempts, in one
+        transaction.
 
         Rows already here (same job id, same delivery id) are kept as they are, and the
         attempts of a delivery are copied only with the delivery, so running it twice
@@ -121,6 +142,12 @@ class PostgresImport(PostgresConnection):
                 " VALUES (%s, %s, %s, %s, %s)",
                 attempts,
             )
+            cur.executemany(
+                f"INSERT INTO job_groups ({GROUP_COLUMNS}) VALUES ({_marks(GROUP_COLUMNS)})"
+                " ON CONFLICT (id) DO NOTHING",
+                source.groups,
+            )
+            cur.execute(_GROUPS_OF_JOBS)
             if new:
                 cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return ImportCounts(
