@@ -135,10 +135,10 @@ class Lane:
     def _send(self, delivery: Delivery) -> None:
         try:
             attempt = self.attempt(delivery)
+            if attempt.ok:  # before the record: a crash in between resends, keeps the schedule
+                self._start_reminders(delivery, attempt.attempted_at)
             if self.store.record_attempt(attempt):
                 self._note(attempt)
-                if attempt.ok:
-                    self._start_reminders(delivery, attempt.attempted_at)
         except StoreError as exc:  # the row stays pending: it is sent again later
             log.error("delivery %s: could not record the attempt: %s", delivery.id, exc)
         except Exception:
