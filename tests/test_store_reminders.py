@@ -136,3 +136,22 @@ def test_two_stores_sweeping_at_once_make_each_reminder_once(backend: Backend, s
         thread.join()
     assert sum(made) == 40
     assert sum(len(reminders_of(store, f"j{n}")) for n in range(40)) == 40
+
+
+def test_import_state_copies_acks_and_schedules(tmp_path: Path, postgres_url: str) -> None:
+    old = Backend("sqlite", tmp_path / "old.db")
+    sqlite = old.open()
+    failed_and_sent(sqlite, "a")
+    failed_and_sent(sqlite, "b")
+    sqlite.ack(Ack("job", "b", "cli", NOW + 5, "seen"))
+    old.close()
+    new = Backend("postgres", postgres_url)
+    try:
+        store = new.open()
+        store.import_sqlite(tmp_path / "old.db")
+        store.import_sqlite(tmp_path / "old.db")  # twice: nothing more
+        assert store.acks("job", ["a", "b"])["b"].comment == "seen"
+        assert store.fire_reminders(NOW + EVERY + 1, PLANS, 100) == 1  # a's; b's ended
+        assert [d.payload["data"]["reminder"] for d in reminders_of(store, "a")] == [1]
+    finally:
+        new.close()

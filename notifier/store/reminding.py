@@ -19,6 +19,7 @@ from notifier.store.columns import payload_text
 from notifier.store.rows import new_delivery_id
 
 ACK_COLUMNS = "kind, subject, author, at, comment"
+REMINDER_COLUMNS = "delivery_id, kind, subject, first_sent_at, sent, next_at"
 # A due schedule row (``r``), its first delivery (``d``) and the subject's ack (``a``).
 DUE_COLUMNS = (
     "r.delivery_id, r.sent, r.first_sent_at, d.job_id, d.callback, d.event, d.payload,"

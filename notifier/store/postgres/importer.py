@@ -12,6 +12,7 @@ from notifier.store.base import StoreError
 from notifier.store.columns import DELIVERY_COLUMNS
 from notifier.store.grouping import GROUP_COLUMNS
 from notifier.store.postgres.connection import CHANNEL, PostgresConnection, returned
+from notifier.store.reminding import ACK_COLUMNS, REMINDER_COLUMNS
 
 log = logging.getLogger("notifier.store.postgres")
 
@@ -33,6 +34,8 @@ class _SqliteRows:
     deliveries: list[tuple[Any, ...]]
     attempts: list[tuple[Any, ...]]
     groups: list[tuple[Any, ...]]
+    acks: list[tuple[Any, ...]]
+    reminders: list[tuple[Any, ...]]
 
 
 _IMPORTED_JOB_COLUMNS = (
@@ -88,18 +91,25 @@ def _read_sqlite(path: Path) -> _SqliteRows:
                 )
             ]
             groups = _groups(conn)
+            acks = _rows_if_present(conn, "acks", ACK_COLUMNS)
+            reminders = _rows_if_present(conn, "reminders", REMINDER_COLUMNS)
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the SQLite state file {path}: {exc}") from None
-    return _SqliteRows(jobs, deliveries, attempts, groups)
+    return _SqliteRows(jobs, deliveries, attempts, groups, acks, reminders)
+
+
+def _rows_if_present(conn: sqlite3.Connection, table: str, columns: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table``; none in a schema older than the table."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+        return []
+    return _select(conn, table, columns)
 
 
 def _groups(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     """The groups (none in a schema older than groups: the jobs' groups come back open)."""
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'job_groups'").fetchone():
-        return []
-    rows = _select(conn, "job_groups", GROUP_COLUMNS)
+    rows = _rows_if_present(conn, "job_groups", GROUP_COLUMNS)
     return [(*row[:6], bool(row[6]), *row[7:]) for row in rows]  # fail_fast
 
 
@@ -107,8 +117,8 @@ class PostgresImport(PostgresConnection):
     """Moving from SQLite, idempotently."""
 
     def import_sqlite(self, path: Path) -> ImportCounts:
-        """Copy a SQLite state file's jobs, groups, deliveries and attempts, in one
-        transaction.
+        """Copy a SQLite state file's jobs, groups, deliveries, attempts, acks and
+        reminder schedules, in one transaction (silences are not copied: add them again).
 
         Rows already here (same job id, same delivery id) are kept as they are, and the
         attempts of a delivery are copied only with the delivery, so running it twice
@@ -148,6 +158,16 @@ class PostgresImport(PostgresConnection):
                 source.groups,
             )
             cur.execute(_GROUPS_OF_JOBS)
+            cur.executemany(
+                f"INSERT INTO acks ({ACK_COLUMNS}) VALUES ({_marks(ACK_COLUMNS)})"
+                " ON CONFLICT (kind, subject) DO NOTHING",
+                source.acks,
+            )
+            cur.executemany(  # the schedules of the deliveries copied now
+                f"INSERT INTO reminders ({REMINDER_COLUMNS}) VALUES ({_marks(REMINDER_COLUMNS)})"
+                " ON CONFLICT (delivery_id) DO NOTHING",
+                [row for row in source.reminders if row[0] in new],
+            )
             if new:
                 cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return ImportCounts(
