@@ -161,3 +161,11 @@ class LocalHTTPServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON; None when it is empty or not JSON."""
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None

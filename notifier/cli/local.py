@@ -18,7 +18,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the Datasaur simulator in the foreground."""
-    from notifier.standins.simulator import serve
+    from notifier.standins.simulate import serve
 
     serve(
         args.host, args.port, auto_finish_after=args.finish_after, legacy_schema=args.legacy_schema

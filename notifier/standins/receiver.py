@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifier import signing
-from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply
+from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply, parse_json
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class WebhookReceiver(LocalHTTPServer):
             path=path,
             headers=headers,
             body=body,
-            json=_parse_json(body),
+            json=parse_json(body),
             received_at=time.time(),
             signature_ok=self._check_signature(headers, body),
             answered_status=rule.status,
@@ -144,13 +143,6 @@ class WebhookReceiver(LocalHTTPServer):
         except signing.InvalidSignature:
             return False
         return True
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
 
 
 def _select(

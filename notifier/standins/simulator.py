@@ -39,19 +39,16 @@ from __future__ import annotations
 
 import copy
 import hmac
-import json
 import math
-import random
 import secrets
-import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from graphql import (
     ExecutionResult,
@@ -61,7 +58,8 @@ from graphql import (
     execute_sync,
 )
 
-from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply
+from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply, parse_json
+from notifier.standins.control import ControlApi
 from notifier.standins.faults import FAULT_KINDS, TOKEN_FAULT_KINDS, Fault, fault_reply
 from notifier.standins.graphql_schema import (
     Rejected,
@@ -71,7 +69,7 @@ from notifier.standins.graphql_schema import (
     rejected_payload,
     unauthorized_payload,
 )
-from notifier.standins.scripts import Step, auto_steps, progress_steps
+from notifier.standins.scripts import Step, auto_steps
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
 UNKNOWN_IDS = ("null", "omit")  # how getJobs answers an unknown id
@@ -133,16 +131,16 @@ class _SimulatorHandler(QuietHandler):
         elif path == "/api/oauth/token":
             self.reply(self.sim.handle_token(body))
         else:
-            self.reply(self.sim.handle_control("POST", path, body))
+            self.reply(self.sim.control.handle("POST", path, body))
 
     def do_GET(self) -> None:  # noqa: N802 (http.server hook)
         """Control endpoints."""
-        self.reply(self.sim.handle_control("GET", self.path.partition("?")[0], b""))
+        self.reply(self.sim.control.handle("GET", self.path.partition("?")[0], b""))
 
     def do_PUT(self) -> None:  # noqa: N802 (http.server hook)
         """Control endpoints."""
         body = self.read_body()
-        self.reply(self.sim.handle_control("PUT", self.path.partition("?")[0], body))
+        self.reply(self.sim.control.handle("PUT", self.path.partition("?")[0], body))
 
 
 class DatasaurSimulator(LocalHTTPServer):
@@ -183,6 +181,7 @@ class DatasaurSimulator(LocalHTTPServer):
         self._auto_jobs = auto_jobs
         self._auto_finish_after = auto_finish_after
         self._auth_failure_status = auth_failure_status
+        self.control = ControlApi(self)
         self._lock = threading.Lock()
         self._jobs: dict[str, JobDict] = {}
         self._timelines: dict[str, _Timeline] = {}
@@ -253,11 +252,7 @@ class DatasaurSimulator(LocalHTTPServer):
         Before the first step is due the job keeps its current state (or stays unknown).
         A FAILED step adds a generic error if the job has none.
         """
-        for _, status, _ in steps:
-            self._check_status(status)
-        with self._lock:
-            self._timelines[job_id] = _Timeline(time.monotonic(), sorted(steps))
-            self._advance(job_id, time.monotonic())
+        self.script_jobs({job_id: steps})
 
     def job(self, job_id: str) -> JobDict | None:
         """A copy of the job as getJob would show it, or None."""
@@ -344,7 +339,7 @@ class DatasaurSimulator(LocalHTTPServer):
 
     def handle_graphql(self, authorization: str | None, body: bytes) -> Reply | None:
         """Answer one ``POST /graphql``; None means: close without answering."""
-        payload = _parse_json(body)
+        payload = parse_json(body)
         operation = payload.get("operationName") if isinstance(payload, dict) else None
         fault = self._next_fault(operation)
         if fault is not None and fault.kind == "hang":
@@ -374,86 +369,18 @@ class DatasaurSimulator(LocalHTTPServer):
             return json_reply(401, {"error": "invalid_client"})
         return json_reply(200, self._issue_token())
 
-    def handle_control(self, method: str, path: str, body: bytes) -> Reply:
-        """Answer one ``/_sim/...`` control request."""
-        if not path.startswith("/_sim/"):
-            return json_reply(404, {"error": f"no such endpoint: {method} {path}"})
-        try:
-            return self._control(method, path.removeprefix("/_sim/"), _parse_json(body) or {})
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            return json_reply(400, {"error": f"{type(error).__name__}: {error}"})
+    def script_jobs(self, scripts: dict[str, list[Step]], started: float | None = None) -> None:
+        """:meth:`script_job` for many jobs, their timelines starting at one moment."""
+        for steps in scripts.values():
+            for _, status, _ in steps:
+                self._check_status(status)
+        started = time.monotonic() if started is None else started
+        with self._lock:
+            for job_id, steps in scripts.items():
+                self._timelines[job_id] = _Timeline(started, sorted(steps))
+                self._advance(job_id, started)
 
     # Internals
-
-    def _control(self, method: str, route: str, payload: Any) -> Reply:
-        if (method, route) == ("GET", "stats"):
-            return json_reply(200, asdict(self.stats()))
-        if (method, route) == ("POST", "jobs"):
-            for job in payload["jobs"]:
-                self._set_job_from(job["id"], job)
-            return json_reply(200, {"count": len(payload["jobs"])})
-        if (method, route) == ("POST", "workload"):
-            return json_reply(200, self._start_workload(payload))
-        if (method, route) == ("POST", "faults"):
-            self._inject_from(payload)
-            return json_reply(200, {"ok": True})
-        if (method, route) == ("POST", "quirks"):
-            self.set_quirks(unknown_ids=payload.get("unknown_ids"), order=payload.get("order"))
-            return json_reply(200, {"ok": True})
-        if route.startswith("jobs/") and method in ("GET", "PUT"):
-            return self._control_job(method, unquote(route.removeprefix("jobs/")), payload)
-        return json_reply(404, {"error": f"no such endpoint: {method} /_sim/{route}"})
-
-    def _start_workload(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Script ``count`` seeded jobs that progress over time; answer when each ends.
-
-        Body ``{"count", "seed", "duration": [low, high], "kinds": ["linear", "step"],
-        "prefix", "noise"}``; the answer lists ``{"id", "kind", "finishes_at"}`` (Unix
-        seconds), so a benchmark can measure from the moment a job really ended.
-        """
-        rng = random.Random(payload.get("seed", 0))
-        low, high = (float(value) for value in payload.get("duration", (10.0, 60.0)))
-        kinds = list(payload.get("kinds", ("linear", "step")))
-        prefix = str(payload.get("prefix", "Workload:"))
-        noise = float(payload.get("noise", 3.0))
-        started_wall, started = time.time(), time.monotonic()
-        jobs = []
-        with self._lock:
-            for index in range(int(payload["count"])):
-                kind = kinds[index % len(kinds)]
-                duration = rng.uniform(low, high)
-                job_id = f"{prefix}{kind}-{index:05d}"
-                self._timelines[job_id] = _Timeline(
-                    started, progress_steps(kind, duration, rng, noise)
-                )
-                self._advance(job_id, started)
-                jobs.append({"id": job_id, "kind": kind, "finishes_at": started_wall + duration})
-        return {"jobs": jobs}
-
-    def _control_job(self, method: str, job_id: str, payload: Any) -> Reply:
-        if method == "PUT":
-            self._set_job_from(job_id, payload)
-        job = self.job(job_id)
-        return json_reply(404, {"error": "unknown job"}) if job is None else json_reply(200, job)
-
-    def _set_job_from(self, job_id: str, data: dict[str, Any]) -> None:
-        self.set_job(
-            job_id,
-            data.get("status", "QUEUED"),
-            data.get("progress", 0),
-            errors=data.get("errors"),
-            result_id=data.get("resultId"),
-            result=data.get("result"),
-        )
-
-    def _inject_from(self, payload: dict[str, Any]) -> None:
-        self.inject(
-            payload["kind"],
-            int(payload.get("count", 1)),
-            retry_after=payload.get("retry_after"),
-            delay=float(payload.get("delay", 0)),
-            operation=payload.get("operation"),
-        )
 
     def _execute(self, payload: Any, operation: str | None) -> Reply:
         query = payload.get("query") if isinstance(payload, dict) else None
@@ -620,63 +547,5 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
-
-
 def _iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _print_now(line: str) -> None:
-    print(line, flush=True)
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    client_id: str | None = None,
-    client_secret: str | None = None,
-    static_token: str | None = None,
-    auto_jobs: bool = True,
-    auto_finish_after: float = 20.0,
-    legacy_schema: bool = False,
-    announce: Callable[[str], None] = _print_now,
-) -> None:
-    """Run a simulator until Ctrl-C or SIGTERM (for ``datasaur-notifier simulate``)."""
-    sim = DatasaurSimulator(
-        host,
-        port,
-        client_id=client_id,
-        client_secret=client_secret,
-        static_token=static_token,
-        auto_jobs=auto_jobs,
-        auto_finish_after=auto_finish_after,
-        legacy_schema=legacy_schema,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
-    with sim:
-        for line in describe(sim, any_credentials=client_id is None):
-            announce(line)
-        try:
-            sim.wait()
-        except KeyboardInterrupt:
-            announce("Stopping.")
-
-
-def describe(sim: DatasaurSimulator, *, any_credentials: bool) -> list[str]:
-    """Lines telling a person where the simulator listens."""
-    credentials = "any non-empty" if any_credentials else "only the configured"
-    schema = "servers before 2022-08: Job has only" if sim.legacy_schema else "today's"
-    return [
-        f"Datasaur simulator listening on {sim.url}",
-        f"  schema:    {schema} ({' '.join(sim.job_fields)})",
-        f"  api_url:   {sim.url}  (GraphQL at {sim.graphql_url})",
-        f"  token_url: {sim.token_url}  ({credentials} client_id/client_secret)",
-        f"  control:   {sim.url}/_sim/stats, {sim.url}/_sim/jobs/<id>, {sim.url}/_sim/faults",
-        "Press Ctrl-C to stop.",
-    ]
