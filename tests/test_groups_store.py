@@ -236,3 +236,15 @@ def test_import_state_copies_groups(pg: Callable[..., Any], tmp_path: Any) -> No
     assert views["imported"].labels == {"a": "b"} and views["implicit"].state == "open"
     target.import_sqlite(tmp_path / "state.db")  # twice: nothing changes
     assert len(target.groups()) == 2
+
+
+def test_retention_forgets_an_ended_group_once_its_members_are_gone(store: Any) -> None:
+    put(store, "old", notify=["hook"], sealed=True)
+    put(store, "running", sealed=True)
+    register(store, "old", "O:1")
+    register(store, "running", "R:1")
+    finish(store, ["O:1"])
+    later = time.time() + 10 * 86400
+    store.housekeeping(later, 86400)
+    assert [v.group.id for v in store.groups()] == ["running"]
+    assert store.jobs(job_id="O:1") == []

@@ -12,6 +12,7 @@ transactions ending the last two members: the second waits on the row, then coun
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -35,6 +36,7 @@ from notifier.jobfields import metadata_text
 from notifier.store.columns import JOB_COLUMNS, dumps, job_row, json_object
 from notifier.store.rows import Cursor, NewEvent, WatchedJob
 
+log = logging.getLogger("notifier.store")
 GROUP_COLUMNS = (
     "id, name, notify, events, expect, deadline, fail_fast, labels, metadata, callback_url, "
     "source, state, created_at, updated_at, sealed_at, ended_at, at_risk_at, late_at"
@@ -225,7 +227,10 @@ def _event(tx: Tx, event: str, view: GroupView, now: float, filters: Filters) ->
     if len(found) > MAX_PAYLOAD_JOBS:
         body["data"]["jobs_truncated"] = True
     group = view.group
-    return NewEvent(event, body, recipients(group, event, filters), target_url=group.callback_url)
+    callbacks = recipients(group, event, filters)
+    log.info("group %s: %s, notifying %s", group.id, event,
+             ", ".join(callbacks) or "no callback (none named or taking it)")  # fmt: skip
+    return NewEvent(event, body, callbacks, target_url=group.callback_url)
 
 
 def settle(tx: Tx, group_ids: Iterable[str | None], now: float, filters: Filters) -> list[NewEvent]:
@@ -387,3 +392,13 @@ def delete(tx: Tx, group_id: str) -> Group | None:
     )
     tx.change("DELETE FROM job_groups WHERE id = ?", (group_id,))
     return group
+
+
+def prune(tx: Tx, cutoff: float) -> int:
+    """Retention: forget groups that ended before ``cutoff`` and whose members retention
+    has removed; returns how many."""
+    return tx.change(
+        "DELETE FROM job_groups WHERE state IN ('completed', 'failed') AND ended_at < {T}"
+        " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.group_id = job_groups.id)",
+        (tx.stamp(cutoff),),
+    )

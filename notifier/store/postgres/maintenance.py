@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg
 
+from notifier.store.grouping import Tx
+from notifier.store.grouping import prune as prune_groups
 from notifier.store.postgres.connection import AT, HOUSEKEEPING_LOCK, NOW, PostgresConnection, at
 from notifier.store.postgres.feed import prune as prune_events
 from notifier.store.rows import PruneCounts
@@ -42,6 +44,8 @@ class PostgresMaintenance(PostgresConnection):
                 if not retention:
                     return total
                 counts, more = self._prune(conn, now - retention)
+                if not more:  # ended groups whose members are gone
+                    prune_groups(Tx(conn.execute, postgres=True, stamp=at), now - retention)
                 events = prune_events(conn, now - retention, PRUNE_BATCH)
             total += counts + PruneCounts(events=events)
             if not more and events < PRUNE_BATCH:

@@ -7,6 +7,8 @@ from contextlib import closing
 from pathlib import Path
 
 from notifier.store.base import StoreError
+from notifier.store.grouping import Tx
+from notifier.store.grouping import prune as prune_groups
 from notifier.store.rows import PruneCounts
 from notifier.store.shared import PRUNABLE_JOBS, PRUNE_BATCH, PRUNE_BATCHES
 from notifier.store.sqlite.connection import SqliteConnection
@@ -44,6 +46,8 @@ class SqliteMaintenance(SqliteConnection):
             total += counts
             if len(ids) < PRUNE_BATCH:
                 break
+        with self._transaction() as conn:  # ended groups whose members are gone
+            prune_groups(Tx(conn.execute, postgres=False), now - retention)
         for _ in range(PRUNE_BATCHES):
             with self._transaction() as conn:
                 removed = prune_events(conn, now - retention, PRUNE_BATCH)
