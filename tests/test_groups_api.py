@@ -132,3 +132,19 @@ def test_cli_groups_seal_and_watch_into_an_ended_group(tmp_path: Path) -> None:
     missing = cli(config, "seal", "nope")
     assert missing.returncode == 2 and "no group 'nope'" in missing.stderr
     assert json.loads(cli(config, "groups", "--state", "open", "--json").stdout)["groups"] == []
+
+
+def test_a_groups_callback_url_gets_its_events(api: Client) -> None:
+    client, store = api
+    answer = client.simulate_put("/v1/groups/cb", json={
+        "sealed": True, "callback_url": "https://hooks.example.com/runs/cb"})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    client.simulate_post("/v1/jobs", json={"id": "C:1", "group": "cb", "notify": []})
+    [job] = store.claim_jobs(1e12, 10)
+    from notifier.store import JobUpdate
+
+    store.apply_polls([JobUpdate("C:1", "done", "DELIVERED", 100, {"id": "C:1"}, job.registered_at,
+                                 None, None, None, group="cb")])  # fmt: skip
+    [delivery] = [d for d in store.deliveries() if d.event == "group.completed"]
+    assert delivery.callback == "url:https://hooks.example.com:443"
+    assert delivery.target_url == "https://hooks.example.com/runs/cb"
