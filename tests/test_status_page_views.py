@@ -222,12 +222,20 @@ def test_every_table_stays_readable_420_px_wide(tab: Tab, stack: Stack) -> None:
     stack.simulator.set_job(job_id, "FAILED", 40, errors=[FAILURE])
     stack.register(job_id, "a job with a long name to wrap on a phone", notify=["hook"])
     wait_until(lambda: stack.deliveries(job_id), 15)
+    client, member = Client(stack.base), "AutoLabelQueue:narrow-member-0123456789abcdef"
+    stack.simulator.set_job(member, "IN_PROGRESS", 40)
+    client.call("PUT", "/v1/groups/narrow-run-0123456789", json={"name": "a narrow run"})
+    client.call("POST", "/v1/jobs", json={"id": member, "group": "narrow-run-0123456789"})
     page.set_viewport_size({"width": NARROW, "height": 800})
     sign_in(page, WRITE_TOKEN)
     views = {
         "#jobs-table": ("Jobs", job_row(page, job_id)),
         "#deliveries-table": ("Deliveries", delivery_row(page, job_id)),
         "#callbacks-table": ("Callbacks", page.locator("#callbacks-table tbody tr").first),
+        "#groups-table": (
+            "Groups",
+            page.locator('#groups-table tr[data-key="narrow-run-0123456789"]'),
+        ),
     }
     measured = {}
     for table, (link, row) in views.items():
