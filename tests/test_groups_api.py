@@ -148,3 +148,16 @@ def test_a_groups_callback_url_gets_its_events(api: Client) -> None:
     [delivery] = [d for d in store.deliveries() if d.event == "group.completed"]
     assert delivery.callback == "url:https://hooks.example.com:443"
     assert delivery.target_url == "https://hooks.example.com/runs/cb"
+
+
+def test_ids_with_a_slash_are_addressable_with_their_actions(api: Client) -> None:
+    client, _ = api
+    assert client.simulate_put("/v1/groups/team%2Fnightly", json={"name": "n"}).status_code == 201
+    assert client.simulate_get("/v1/groups/team%2Fnightly").json["group"]["id"] == "team/nightly"
+    sealed = client.simulate_post("/v1/groups/team%2Fnightly/seal")
+    assert sealed.status_code == 200 and sealed.json["group"]["state"] == "sealed"
+    assert client.simulate_post("/v1/groups/team%2Fnightly/ack").status_code == 200
+    assert client.simulate_post("/v1/groups/team%2Fnightly/nope").status_code == 404
+    client.simulate_post("/v1/jobs", json={"id": "Q:a/b"})
+    assert client.simulate_post("/v1/jobs/Q:a%2Fb/ack").json["ack"]["by"] == "w"
+    assert client.simulate_delete("/v1/groups/team%2Fnightly").status_code == 200

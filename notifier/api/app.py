@@ -30,10 +30,10 @@ from notifier.api.parsing import (
     ApiError,
     detail,
     read_json,
-    refuse_any_query,
     validate,
     validate_query,
 )
+from notifier.api.paths import add_routes
 from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
 from notifier.config import ApiSettings, JobSpec, unknown_callback
@@ -353,7 +353,7 @@ class Api:
         app.add_error_handler(StoreError, _store_error)
         app.add_error_handler(Exception, _unexpected_error)
         app.add_error_handler(falcon.HTTPError, _http_error)
-        handlers: dict[tuple[str, str], Handler] = {
+        handlers: dict[tuple[str, str], Callable[..., None]] = {
             ("/healthz", "get"): self.healthz,
             ("/v1/openapi.json", "get"): self.openapi,
             ("/v1/whoami", "get"): self.whoami,
@@ -370,17 +370,7 @@ class Api:
             **AckHandlers(self).routes(),
             **GroupHandlers(self).routes(),
         }
-        resources: dict[str, _Resource] = {}
-        for endpoint in models.ENDPOINTS:
-            path, handler = endpoint.path, handlers[(endpoint.path, endpoint.method)]
-            if path.startswith(f"{JOB_PATH}/"):  # an action on a job: see _action
-                path, handler = JOB_PATH, _action(handler, path.removeprefix(JOB_PATH))
-            resource = resources.setdefault(path, _Resource(self))
-            resource.methods[endpoint.method.upper()] = (endpoint, handler)
-        for path, resource in resources.items():
-            # A job id may hold any character, "/" included once percent-decoded (a group
-            # id's "/" is not addressable: /v1/groups/{group_id}/seal shares the level).
-            app.add_route(path.replace("{job_id}", "{job_id:path}"), resource)
+        add_routes(app, self, handlers)
         for template, page_resource in static.routes():
             app.add_route(template, page_resource)
         return app
@@ -396,47 +386,6 @@ class SecurityHeaders:
             resp.set_header(name, value)
         if resp.get_header("Cache-Control") is None:
             resp.set_header("Cache-Control", "no-store")
-
-
-Handler = Callable[..., None]
-JOB_PATH = "/v1/jobs/{job_id}"
-
-
-def _action(handler: Handler, suffix: str) -> Handler:
-    """``POST /v1/jobs/{job_id}/ack`` served by the job's own path: a job id may hold
-    "/", so the router takes the rest of the path as the id, and this strips ``suffix``."""
-
-    def serve(
-        req: falcon.Request, resp: falcon.Response, caller: Caller | None, job_id: str
-    ) -> None:
-        if not job_id.endswith(suffix):
-            raise falcon.HTTPNotFound()
-        handler(req, resp, caller, job_id=job_id.removesuffix(suffix))
-
-    return serve
-
-
-class _Resource:
-    """One path: checks the token for the method's scope, then calls its handler."""
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-        self.methods: dict[str, tuple[models.Endpoint, Handler]] = {}
-
-    def _dispatch(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
-        entry = self.methods.get(req.method)
-        if entry is None:
-            raise falcon.HTTPMethodNotAllowed(sorted(self.methods))
-        endpoint, handler = entry
-        if endpoint.scope is None:
-            caller = None
-        else:
-            caller = self.api.authenticate(req, endpoint.scope)
-            if endpoint.query is None:
-                refuse_any_query(req)  # a misspelt filter is an error, not "everything"
-        handler(req, resp, caller, **params)
-
-    on_get = on_post = on_delete = on_put = on_patch = _dispatch
 
 
 R = TypeVar("R")
