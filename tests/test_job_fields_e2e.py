@@ -12,16 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from notifier.standins.receiver import ReceivedWebhook, WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
-from tests.conftest import base_config, webhook
+from tests.conftest import webhook
 from tests.support.daemon import DaemonProcess, cli, write_config
 from tests.support.waiting import wait_until
+from tests.test_noise_e2e import store_config
+
+__all__ = ["store_config"]  # the fixture: both stores
 
 Factory = Callable[..., DaemonProcess]
 METADATA = {"run": "nightly-42", "project": {"id": 7, "tags": ["a", "b"]}, "token": None}
@@ -30,21 +30,6 @@ ROUTES = [
     {"match": {"queue": "ExportQueue"}, "notify": ["exports"], "continue": True},
     {"match": {"queue": "ExportQueue"}, "notify": ["archive"]},
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """``store_config(sim, **sections)``: a base config on the parametrised store."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-
-    def make(sim: DatasaurSimulator, **sections: Any) -> dict[str, Any]:
-        config = base_config(sim, tmp_path, **sections)
-        if url is not None:
-            del config["state_path"]
-            config["state_url"] = url
-        return config
-
-    return make
 
 
 def paths_for(receiver: WebhookReceiver, job_id: str, event: str) -> list[str]:
