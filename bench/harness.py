@@ -158,8 +158,16 @@ class Simulator:
 class Daemon:
     """``python -m notifier -c <config> run``, with its log lines and READY timestamped."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], module: str = "notifier") -> None:
-        """``module``: what ``python -m`` runs (a bench variant of the daemon, say)."""
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        module: str = "notifier",
+        tree: Path | None = None,
+    ) -> None:
+        """``module``: what ``python -m`` runs (a bench variant of the daemon, say);
+        ``tree``: a directory holding another ``notifier`` package to run instead (an
+        older commit's, for an A/B in one run: see :mod:`bench.scenarios.pg_path`)."""
         self.workdir = workdir
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -180,6 +188,7 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "NOTIFY_SOCKET": self._notify_name},
+            cwd=tree,  # ``python -m`` imports from the working directory first
         )
         self.pid = self.process.pid
         threading.Thread(target=self._read_log, daemon=True).start()

@@ -92,14 +92,15 @@ def _children_cpu(postmaster: int) -> float:
     return total
 
 
-def seed_postgres(url: str, ids: list[str]) -> None:
-    """Watch ``ids`` (source 'cli'), all due now, in one statement."""
+def seed_postgres(url: str, ids: list[str], schema: bool = True) -> None:
+    """Watch ``ids`` (source 'cli'), all due now, in one statement; ``schema`` False:
+    the caller created the schema (another tree's, say)."""
     import psycopg
 
     from notifier.store.postgres import PostgresStore
 
-    store = PostgresStore(url)  # creates the schema
-    store.close()
+    if schema:
+        PostgresStore(url).close()  # creates the schema
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO jobs (id, on_status, source, state, registered_at, next_poll_at)"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,7 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from notifier.store.base import StoreError
-from notifier.store.rows import Instance
+from notifier.store.rows import Instance, WatchedJob
 from notifier.store.schema import migrations
 from notifier.store.shared import Summaries, display_url
 
@@ -31,6 +33,11 @@ POOL_SIZE = 10
 STATEMENT_TIMEOUT_MS = 10_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5
+# A connection given back to the pool within this many seconds is handed out again
+# without the pool's check (an empty query: a round trip on every checkout, three per
+# poll request, BENCHMARKS.md); one idle for longer is checked, so that a connection a
+# restarted server dropped meanwhile is replaced without the caller seeing it.
+RECENT_S = 1.0
 # Dead connections are found by TCP keepalives rather than by a hung statement.
 CONNECTION_OPTIONS: dict[str, Any] = {
     "connect_timeout": CONNECT_TIMEOUT_S,
@@ -55,6 +62,53 @@ def at(timestamp: float | None, base: float | None = None) -> float | None:
     if timestamp is None:
         return None
     return timestamp - (time.time() if base is None else base)
+
+
+class HeldJobs:
+    """The jobs this daemon claimed and has not written or given back yet (id: lease
+    token), which lease renewal extends; shared by the poll and lease threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def add(self, jobs: Sequence[WatchedJob]) -> None:
+        with self._lock:
+            self._held.update((job.id, job.lease) for job in jobs)
+
+    def drop(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            for job_id in ids:
+                self._held.pop(job_id, None)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._held)
+
+    def keep(self, seen: dict[str, int], renewed: set[str]) -> None:
+        """Forget the jobs of ``seen`` whose lease renewal no longer found (lost, or
+        written meanwhile), unless claimed again since."""
+        with self._lock:
+            for job_id, lease in seen.items():
+                if job_id not in renewed and self._held.get(job_id) == lease:
+                    del self._held[job_id]
+
+
+class RecentUse:
+    """The pool's ``check`` and ``reset``: check only connections idle for :data:`RECENT_S`."""
+
+    def __init__(self) -> None:
+        self.returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float]
+        self.returned = weakref.WeakKeyDictionary()
+
+    def reset(self, conn: psycopg.Connection[Any]) -> None:
+        """A connection came back (idle, not in a transaction)."""
+        self.returned[conn] = time.monotonic()
+
+    def check(self, conn: psycopg.Connection[Any]) -> None:
+        """Raise if ``conn``, idle for a while, no longer works."""
+        if time.monotonic() - self.returned.get(conn, -math.inf) > RECENT_S:
+            ConnectionPool.check_connection(conn)
 
 
 def describe(exc: BaseException) -> str:
@@ -92,16 +146,19 @@ class PostgresConnection(Summaries):
         self.instance = instance
         self.lease = lease
         self._closing = threading.Event()
+        self._held = HeldJobs()
         self._listener: threading.Thread | None = None
         # psycopg_pool logs every failed reconnection itself; our callers log one line
         # per retry, so its own lines would only repeat them.
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        recent = RecentUse()
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, **CONNECTION_OPTIONS},
-            check=ConnectionPool.check_connection,
+            check=recent.check,
+            reset=recent.reset,
             timeout=CONNECT_TIMEOUT_S * 2,
             reconnect_timeout=CONNECT_TIMEOUT_S * 2,
             open=False,

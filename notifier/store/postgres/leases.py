@@ -11,14 +11,19 @@ log = logging.getLogger("notifier.store.postgres")
 
 
 # Renewal locks in id order and skips rows another thread is writing, so that it never
-# deadlocks with the multi-row writes that follow a poll (also in id order).
+# deadlocks with the multi-row writes that follow a poll (also in id order). Jobs are
+# found by the ids this daemon claimed and has not written yet (no index on lease_owner:
+# see migration 0014), deliveries by their owner.
 _RENEW = """
     WITH mine AS (
-        SELECT id FROM {table} WHERE lease_owner = %s AND lease_until >= {now}
+        SELECT id FROM {table} WHERE {which} lease_owner = %s AND lease_until >= {now}
         ORDER BY id FOR UPDATE SKIP LOCKED
     )
     UPDATE {table} SET lease_until = {now} + %s FROM mine WHERE {table}.id = mine.id
+    RETURNING {table}.id
 """
+_RENEW_JOBS = _RENEW.format(table="jobs", which="id = ANY(%s) AND", now=NOW).encode()
+_RENEW_DELIVERIES = _RENEW.format(table="deliveries", which="", now=NOW).encode()
 
 
 class PostgresLeases(PostgresConnection):
@@ -40,9 +45,12 @@ class PostgresLeases(PostgresConnection):
     def renew_leases(self) -> None:
         """Extend every lease this daemon still holds by one lease from now."""
         owner = self._owner().id
+        held = self._held.snapshot()
         with self._conn() as conn:
-            for table in ("jobs", "deliveries"):
-                conn.execute(_RENEW.format(table=table, now=NOW).encode(), (owner, self.lease))
+            if held:
+                renewed = conn.execute(_RENEW_JOBS, (list(held), owner, self.lease)).fetchall()
+                self._held.keep(held, {row[0] for row in renewed})
+            conn.execute(_RENEW_DELIVERIES, (owner, self.lease))
 
     def retire(self) -> None:
         """A clean stop: give every lease back and remove this daemon's heartbeat row."""
