@@ -149,7 +149,13 @@ def _quiet(
     statement; the ids written."""
     if not rows:
         return []
-    return [row[0] for row in cur.execute(sql, (*map(list, zip(*rows, strict=True)), owner))]
+    return [row[0] for row in cur.execute(sql, _columns(rows, owner))]
+
+
+def _columns(rows: list[tuple[Any, ...]], owner: str) -> tuple[Any, ...]:
+    """Rows as the arrays of their columns, then the lease owner (the quiet statements'
+    parameters)."""
+    return (*map(list, zip(*rows, strict=True)), owner)
 
 
 def _changed(u: JobUpdate, base: float, owner: str) -> tuple[Any, ...]:
@@ -164,6 +170,23 @@ def _changed(u: JobUpdate, base: float, owner: str) -> tuple[Any, ...]:
 def _changes(u: JobUpdate) -> tuple[Any, ...]:
     return (u.state, u.status, u.progress, dumps(u.job), u.job is not None,
             updated_at_of(u.job))  # fmt: skip
+
+
+def _one_statement(updates: Sequence[JobUpdate]) -> bool:
+    """Whether ``updates`` are quiet polls of one width, no group to settle: one
+    statement records them all (:data:`_RESCHEDULED` or :data:`_POLLED`)."""
+    if not updates:
+        return False
+    width = updates[0].schedule_only
+    if not all(u.schedule_only == width and is_quiet(u) for u in updates):
+        return False
+    ended, estimated, _ = touched_groups(updates, ())
+    return not ended and not estimated
+
+
+def _note_lost(lost: int, of: int) -> None:
+    if lost:
+        log.info("%d of %d polls not recorded: the job was unwatched or its lease lost", lost, of)
 
 
 class PostgresClaims(PostgresConnection, GroupStore):
@@ -194,6 +217,8 @@ class PostgresClaims(PostgresConnection, GroupStore):
         """Record polls and their outbox rows in one transaction, where the lease holds."""
         owner = self._owner().id
         updates = sorted(updates, key=lambda u: u.job_id)
+        if _one_statement(updates):
+            return self._apply_quiet(updates, owner)
         with self._transaction() as conn, conn.cursor() as cur:
             base = time.time()  # after BEGIN: a time written is never later than asked
             schedules, quiet, changed = [], [], []
@@ -211,12 +236,7 @@ class PostgresClaims(PostgresConnection, GroupStore):
             if changed:
                 cur.executemany(_CHANGED, changed, returning=True)
                 applied.update(returned(cur))
-            if len(applied) < len(updates):
-                log.info(
-                    "%d of %d polls not recorded: the job was unwatched or its lease lost",
-                    len(updates) - len(applied),
-                    len(updates),
-                )
+            _note_lost(len(updates) - len(applied), len(updates))
             events: list[tuple[str | None, NewEvent, float]] = [
                 (u.job_id, e, u.polled_at) for u in updates if u.job_id in applied for e in u.events
             ]
@@ -229,6 +249,25 @@ class PostgresClaims(PostgresConnection, GroupStore):
             written = PollsWritten(enqueue(cur, events), frozenset(refused))
         self._held.drop(u.job_id for u in updates)  # committed: written, or not ours any more
         return written
+
+    def _apply_quiet(self, updates: Sequence[JobUpdate], owner: str) -> PollsWritten:
+        """Quiet polls of one width (most rounds): one statement, sent with its COMMIT
+        in one round trip after the BEGIN's (whose answer the clock is read after, so
+        that a time written is never later than asked)."""
+        with self._conn() as conn:
+            conn.execute("BEGIN")
+            base = time.time()
+            if updates[0].schedule_only:
+                sql, rows = _RESCHEDULED, [_rescheduled(u, base) for u in updates]
+            else:
+                sql, rows = _POLLED, [_polled(u, base) for u in updates]
+            with conn.pipeline():
+                cur = conn.execute(sql, _columns(rows, owner))
+                conn.execute("COMMIT")
+            applied = [row[0] for row in cur]
+        _note_lost(len(updates) - len(applied), len(updates))
+        self._held.drop(u.job_id for u in updates)
+        return PollsWritten(0)
 
     def claim_deliveries(
         self,
