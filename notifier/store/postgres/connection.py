@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,11 +31,6 @@ POOL_SIZE = 10
 STATEMENT_TIMEOUT_MS = 10_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5
-# A connection given back to the pool within this many seconds is handed out again
-# without the pool's check (an empty query: a round trip on every checkout, three per
-# poll request, BENCHMARKS.md); one idle for longer is checked, so that a connection a
-# restarted server dropped meanwhile is replaced without the caller seeing it.
-RECENT_S = 1.0
 # Dead connections are found by TCP keepalives rather than by a hung statement.
 CONNECTION_OPTIONS: dict[str, Any] = {
     "connect_timeout": CONNECT_TIMEOUT_S,
@@ -94,23 +87,6 @@ class HeldJobs:
                     del self._held[job_id]
 
 
-class RecentUse:
-    """The pool's ``check`` and ``reset``: check only connections idle for :data:`RECENT_S`."""
-
-    def __init__(self) -> None:
-        self.returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float]
-        self.returned = weakref.WeakKeyDictionary()
-
-    def reset(self, conn: psycopg.Connection[Any]) -> None:
-        """A connection came back (idle, not in a transaction)."""
-        self.returned[conn] = time.monotonic()
-
-    def check(self, conn: psycopg.Connection[Any]) -> None:
-        """Raise if ``conn``, idle for a while, no longer works."""
-        if time.monotonic() - self.returned.get(conn, -math.inf) > RECENT_S:
-            ConnectionPool.check_connection(conn)
-
-
 def describe(exc: BaseException) -> str:
     """A database error on one line."""
     text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
@@ -151,14 +127,12 @@ class PostgresConnection(Summaries):
         # psycopg_pool logs every failed reconnection itself; our callers log one line
         # per retry, so its own lines would only repeat them.
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
-        recent = RecentUse()
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, **CONNECTION_OPTIONS},
-            check=recent.check,
-            reset=recent.reset,
+            check=ConnectionPool.check_connection,
             timeout=CONNECT_TIMEOUT_S * 2,
             reconnect_timeout=CONNECT_TIMEOUT_S * 2,
             open=False,
