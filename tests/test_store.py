@@ -973,6 +973,25 @@ def test_pg_renewal_keeps_the_lease(pg: Callable[..., PostgresStore]) -> None:
     assert states(other) == {"a": "done"}
 
 
+def test_pg_renewal_extends_only_the_claims_not_yet_written(
+    pg: Callable[..., PostgresStore],
+) -> None:
+    holder, other = pg("holder", lease=1.0), pg("other")
+    holder.sync_config_jobs([spec("a"), spec("b")], NOW)
+    jobs = {job.id: job for job in holder.claim_jobs(NOW, 10)}
+    quiet = update("a", state="watching", lease=jobs["a"].lease)
+    holder.apply_polls([quiet._replace(job=None, next_poll_at=NOW, schedule_only=True)])
+    taken = [job.id for job in other.claim_jobs(NOW, 10)]  # "a" was given back by its write
+    until = time.monotonic() + 2.5
+    while time.monotonic() < until:  # "b" stays the holder's while it renews
+        holder.renew_leases()
+        taken += [job.id for job in other.claim_jobs(NOW, 10)]
+        time.sleep(0.3)
+    holder.release_jobs([jobs["b"]])
+    assert taken == ["a"]
+    assert [job.id for job in other.claim_jobs(NOW, 10)] == ["b"]
+
+
 def test_pg_retire_gives_every_lease_back_at_once(pg: Callable[..., PostgresStore]) -> None:
     outbox(pg, ["a", "b"], "hook")
     leaving, staying = pg("leaving"), pg("staying")
