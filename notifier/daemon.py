@@ -17,13 +17,11 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from notifier import __version__, channels
 from notifier.api.app import Api
@@ -40,15 +38,8 @@ from notifier.logs import redact
 from notifier.metrics import Health, MetricsServer
 from notifier.poller import Poller
 from notifier.recipients import Recipients
-from notifier.store import (
-    DELIVERY_STATES,
-    JOB_STATES,
-    Instance,
-    Store,
-    StoreError,
-    describe_location,
-    open_store,
-)
+from notifier.store import Instance, Store, StoreError, describe_location, open_store
+from notifier.store_metrics import StoreCollector
 from notifier.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -56,6 +47,7 @@ log = logging.getLogger(__name__)
 SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 HEARTBEAT = 5.0
 CONNECT_FOR = 30.0  # an unreachable database at start is retried for this long
+STOP_WAIT = 7.0  # after SIGTERM, the work in flight is waited for this long at most
 STORE_BACKOFF = (0.5, 10.0)  # first and longest wait after a failed store call
 
 
@@ -137,58 +129,6 @@ def warn_about_orphans(store: Store, config: Config) -> None:
             )
 
 
-class StoreCollector(Collector):
-    """Jobs by state, outbox backlog, the age of the oldest pending delivery, which
-    callbacks are paused, and how many instances are alive."""
-
-    def __init__(self, store: Store, callbacks: Callable[[], Iterable[str]]) -> None:
-        self.store = store
-        self.callbacks = callbacks
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            counts = self.store.counts()
-            oldest = self.store.oldest_pending()
-            health = self.store.callback_health()
-            instances = self.store.instances(time.time())
-            silenced = self.store.silenced_by_callback()
-        except StoreError:
-            return  # /healthz reports the outage; the counters still scrape
-        jobs = GaugeMetricFamily("notifier_jobs", "Watched jobs by state", labels=["state"])
-        for state in JOB_STATES:
-            jobs.add_metric([state], counts["jobs"].get(state, 0))
-        yield jobs
-        deliveries = GaugeMetricFamily("notifier_outbox", "Outbox rows by state", labels=["state"])
-        for state in DELIVERY_STATES:
-            deliveries.add_metric([state], counts["deliveries"].get(state, 0))
-        yield deliveries
-        yield GaugeMetricFamily(
-            "notifier_outbox_oldest_pending_seconds",
-            "Age of the oldest pending delivery",
-            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
-        )
-        paused = GaugeMetricFamily(
-            "notifier_callback_paused", "1 while a callback's lane is paused", labels=["callback"]
-        )
-        paused_at = {h.callback: h.paused_at for h in health}
-        for name in sorted(set(self.callbacks()) | set(paused_at)):
-            paused.add_metric([name], 0.0 if paused_at.get(name) is None else 1.0)
-        yield paused
-        yield GaugeMetricFamily(
-            "notifier_instances_alive",
-            "Daemons sharing the state that heartbeat within their lease",
-            value=sum(1 for instance in instances if instance.alive),
-        )
-        held = GaugeMetricFamily(
-            "notifier_silenced_deliveries",
-            "Deliveries a silence holds, by callback",
-            labels=["callback"],
-        )
-        for name in sorted(set(self.callbacks()) | set(silenced)):
-            held.add_metric([name], silenced.get(name, 0))
-        yield held
-
-
 class Daemon:
     """Runs until SIGTERM/SIGINT; SIGHUP reloads the config."""
 
@@ -203,6 +143,8 @@ class Daemon:
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.store_failures = 0
         self.store_retry_at = 0.0
+        # Set when a stop left work in flight: its threads are not waited for on exit.
+        self.abandoned = False
 
     def run(self) -> int:
         """Serve; returns the exit status."""
@@ -227,7 +169,8 @@ class Daemon:
                 log.error("%s", exc)
                 return 1
             finally:
-                self.store.close()
+                if not self.abandoned:  # an attempt in flight may still use it
+                    self.store.close()
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -495,11 +438,24 @@ class Daemon:
         self.systemd.stopping()
         self.poller.stopping.set()
         # The poll tick (bounded by datasaur.timeout) and the deliveries in flight
-        # (bounded by delivery.timeout) wind down at the same time.
-        stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True})
+        # (bounded by delivery.timeout) wind down at the same time, for STOP_WAIT at most:
+        # a container's stop (10 s by default) must not end in a SIGKILL.
+        deadline = time.monotonic() + STOP_WAIT
+        stopper = threading.Thread(
+            target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True
+        )
         stopper.start()
-        self.dispatcher.close()
-        stopper.join()
+        sending = self.dispatcher.close(timeout=STOP_WAIT)
+        stopper.join(max(0.0, deadline - time.monotonic()))
+        if sending or stopper.is_alive():
+            self.abandoned = True
+            log.warning(
+                "still busy after %gs (%d deliveries in flight%s): stopping anyway; what"
+                " was cut short is done again (a delivery under the same webhook-id)",
+                STOP_WAIT,
+                sending,
+                ", a poll" if stopper.is_alive() else "",
+            )
         if self.metrics is not None:
             self.metrics.stop()
         if self.api is not None:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
 from notifier import metrics, reminders
@@ -72,6 +72,8 @@ class Lane:
         self.clock = clock
         self.on_health = on_health
         self.in_flight: set[str] = set() if previous is None else previous.in_flight
+        # The attempts being sent (shared with the previous lane, like in_flight).
+        self.sending: set[Future[None]] = set() if previous is None else previous.sending
         self.paused_at: float | None = None if previous is None else previous.paused_at
         rate = channel.settings.rate_limit
         self.limiter = None if rate is None else RateLimiter(rate)
@@ -108,7 +110,9 @@ class Lane:
                 self.limiter.give_back(tokens - len(due))
             for delivery in due:
                 self.in_flight.add(delivery.id)
-                self._pool.submit(self._send, delivery)
+                sent = self._pool.submit(self._send, delivery)
+                self.sending.add(sent)
+                sent.add_done_callback(self.sending.discard)
 
     def _gather(self, now: float, only: tuple[str, ...] | None) -> tuple[str, ...]:
         """With a digest: close the windows that are due (outside quiet hours) and return
@@ -353,7 +357,12 @@ class Dispatcher:
                 if name in self.lanes:
                     self.lanes[name].fill()
 
-    def close(self) -> None:
-        """Stop taking work and wait for the attempts in flight (each bounded by its timeout)."""
+    def close(self, timeout: float | None = None) -> int:
+        """Stop taking work and wait for the attempts in flight (each bounded by its
+        timeout), for ``timeout`` seconds at most; how many are still being sent then
+        (they stay pending, to be sent again under the same ``webhook-id``)."""
         for lane in self.lanes.values():
-            lane.close(wait=True)
+            lane.close(wait=False)
+        sending = [sent for lane in self.lanes.values() for sent in list(lane.sending)]
+        _, not_done = wait(set(sending), timeout)
+        return len(not_done)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 import uuid
@@ -20,7 +22,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The daemon, in the foreground."""
     from notifier.daemon import Daemon
 
-    return Daemon(args.config, config, metrics_port=args.metrics_port).run()
+    daemon = Daemon(args.config, config, metrics_port=args.metrics_port)
+    status = daemon.run()
+    if daemon.abandoned:  # the threads still sending would hold the exit up: not waited for
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(status)
+    return status
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
