@@ -5,6 +5,9 @@ container"): the demo inside it, the daemon notifying a receiver on the host, a 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +22,19 @@ from notifier import __version__
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import CLIENT_SECRET, base_config, webhook
-from tests.support.podman import podman, readable_by_image, running, write_mounted_config
+from tests.support.podman import (
+    BASE_ENV,
+    DEFAULT_BASE,
+    ROOT,
+    build_command,
+    ensure_base,
+    ensure_runtime,
+    package_index,
+    podman,
+    readable_by_image,
+    running,
+    write_mounted_config,
+)
 from tests.support.postgres import free_port
 from tests.support.waiting import wait_until
 
@@ -29,6 +44,7 @@ CONFIG = "/etc/datasaur-notifier/config.yaml"
 SECRET = "/run/secrets/datasaur-client-secret"
 STATE = "/var/lib/datasaur-notifier"
 JOB = "AutoLabelQueue:container-0001"
+README = (ROOT / "README.md").read_text()
 
 
 def container_config(sim: DatasaurSimulator, receiver: WebhookReceiver, **sections: Any) -> Any:
@@ -85,6 +101,10 @@ def test_the_image_is_described_by_its_metadata(notifier_image: str) -> None:
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "datasaur-notifier"
     assert labels["org.opencontainers.image.version"] == __version__
+    # The README's figure (on the base make-base-image makes) stays true.
+    if os.environ.get(BASE_ENV, DEFAULT_BASE) == DEFAULT_BASE:
+        [size] = re.findall(r"Size \(`podman images datasaur-notifier`\): \*\*(\d+) MB", README)
+        assert abs(image["Size"] / 1e6 - int(size)) <= 0.1 * int(size), image["Size"]
 
 
 def test_the_demo_inside_the_container_exits_0(notifier_image: str) -> None:
@@ -166,3 +186,25 @@ def test_a_read_only_root_filesystem_with_a_state_volume(
                    "status", "--json", "-c", CONFIG)  # fmt: skip
     [job] = json.loads(shown.stdout)["jobs"]
     assert (job["id"], job["state"]) == (JOB, "done")
+
+
+def test_a_build_without_the_ca_secret_works(tmp_path: Path) -> None:
+    """``RUN --mount=type=secret,id=ca`` does not need the secret: built without it (and
+    so without the host's CA), from an index that needs none, the package installs and
+    runs. The build stage only: the rest is what the other tests' image proves."""
+    ensure_runtime()
+    base = ensure_base()
+    image = f"localhost/datasaur-notifier-plain:{uuid.uuid4().hex[:8]}"
+    with package_index(tmp_path / "index", [f"{ROOT}[postgres,apprise]", "setuptools>=77"]) as url:
+        command = build_command(base, secret=False)
+        assert not any(part.startswith("id=ca") for part in command)
+        command[command.index("-t") + 1] = image
+        command[-1:-1] = ["--target", "build", "--build-arg", f"PIP_INDEX_URL={url}"]
+        built = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    try:
+        assert built.returncode == 0, built.stdout + built.stderr
+        ran = podman("run", "--rm", "--network", "host", image,
+                     "/opt/datasaur-notifier/bin/datasaur-notifier", "--version")  # fmt: skip
+        assert __version__ in ran.stdout + ran.stderr
+    finally:
+        podman("rmi", "--force", image, check=False)

@@ -10,13 +10,18 @@ which :func:`ensure_runtime` sets in a drop-in (only there, and only if none is 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +101,11 @@ def ensure_base() -> str:
     return base
 
 
-def build_command(base: str) -> list[str]:
-    """The README's build command, with this machine's base image and trust store."""
+def build_command(base: str, secret: bool | None = None) -> list[str]:
+    """The README's build command, with this machine's base image and trust store (the
+    ``ca`` secret where the host has one, or as ``secret`` says)."""
     command = ["podman", "build", "--format", "docker", "--network", "host"]
-    if HOST_CA.is_file():
+    if HOST_CA.is_file() if secret is None else secret:
         command += ["--secret", f"id=ca,src={HOST_CA}"]
     return [*command, "--build-arg", f"BASE={base}", "-t", IMAGE, "-f", "Containerfile", "."]
 
@@ -175,3 +181,40 @@ def running(image: str, *options: str, command: tuple[str, ...] = ()) -> Iterato
         raise
     finally:
         container.remove()
+
+
+@contextmanager
+def package_index(root: Path, requirements: list[str]) -> Iterator[str]:
+    """A PEP 503 index on loopback serving ``requirements`` and what they need, downloaded
+    here first (where the host's trust store is at hand); its ``/simple/`` URL.
+
+    pip counts plain HTTP to 127.0.0.1 as secure, so a build given this index needs no CA.
+    """
+    files = root / "files"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "-d", str(files), *requirements],
+        check=True,
+        timeout=600,
+    )
+    for found in sorted(files.iterdir()):
+        name = found.name.split("-")[0] if found.suffix == ".whl" else found.name.rsplit("-", 1)[0]
+        page = root / "simple" / re.sub(r"[-_.]+", "-", name).lower() / "index.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        with page.open("a") as html:
+            html.write(f'<a href="../../files/{found.name}">{found.name}</a><br>\n')
+    handler = functools.partial(QuietFiles, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    """Static files, without a log line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
