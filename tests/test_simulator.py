@@ -58,6 +58,7 @@ def test_token_flow_and_expiry() -> None:
         sim.set_job("j1", "DELIVERED")
         answer = fetch_token(sim, "cid", "sec").json()
         assert answer["token_type"] == "bearer" and answer["expires_in"] == 1
+        assert re.fullmatch(r"[0-9a-f]{40}", answer["access_token"])  # opaque, like Datasaur's
         assert get_job(sim, "j1", answer["access_token"]).json()["data"]["result"]["id"] == "j1"
         assert fetch_token(sim, "cid", "wrong").status_code == 401
         assert fetch_token(sim, "cid", "wrong").json() == {"error": "invalid_client"}
@@ -268,8 +269,18 @@ def test_answers_are_shaped_like_the_real_servers(sim: DatasaurSimulator) -> Non
     assert job["errors"] == [] and job["progress"] == 0 and job["resultId"] is None
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["createdAt"])
     assert job["updatedAt"] == job["createdAt"]
-    extra = 'query A { result: getJob(jobId: "x") { additionalData { automationActivityId } } }'
-    assert post_graphql(sim, extra, {}).json()["data"] == {"result": None}
+    extra = (
+        "query A($id: String!) "
+        "{ result: getJob(jobId: $id) { additionalData { automationActivityId } } }"
+    )
+    assert post_graphql(sim, extra, {"id": "x"}).json()["data"] == {"result": None}
+    job_id = "CabinetReplicationJobQueue:d9163a07"
+    assert post_graphql(sim, extra, {"id": job_id}).json()["data"]["result"] == {
+        "additionalData": None
+    }
+    sim.set_job("AutoLabelQueue:1", "DELIVERED", 100, additional_data={"automationActivityId": "7"})
+    automated = post_graphql(sim, extra, {"id": "AutoLabelQueue:1"}).json()["data"]["result"]
+    assert automated == {"additionalData": {"automationActivityId": "7"}}
 
 
 def test_legacy_schema_has_only_the_old_fields() -> None:

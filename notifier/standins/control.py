@@ -88,6 +88,7 @@ class ControlApi:
             errors=data.get("errors"),
             result_id=data.get("resultId"),
             result=data.get("result"),
+            additional_data=data.get("additionalData"),
         )
 
     def _inject_from(self, payload: dict[str, Any]) -> None:

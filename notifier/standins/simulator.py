@@ -15,7 +15,8 @@ Control API (no authentication), for driving the simulator from another process:
 
 - ``GET /_sim/stats``: the :class:`SimulatorStats` as JSON.
 - ``GET /_sim/jobs/<id>``: the job as JSON, 404 if unknown.
-- ``PUT /_sim/jobs/<id>`` body ``{"status", "progress", "errors", "resultId", "result"}``:
+- ``PUT /_sim/jobs/<id>`` body ``{"status", "progress", "errors", "resultId", "result",
+  "additionalData"}``:
   :meth:`DatasaurSimulator.set_job`; answers the job.
 - ``POST /_sim/jobs`` body ``{"jobs": [{"id", "status", "progress", ...}, ...]}``: bulk set.
 - ``POST /_sim/workload`` body ``{"count", "seed", "duration": [low, high], "kinds",
@@ -164,8 +165,11 @@ class DatasaurSimulator(LocalHTTPServer):
         extra_statuses: Sequence[str] = (),
         unknown_ids: str = "null",
         order: str = "asked",
+        rejection_status: int = 200,
     ) -> None:
         """``legacy_schema``: serve the ``Job`` type of servers older than 2022-08;
+        ``rejection_status``: the HTTP status of an answer to a query that does not
+        validate (200; Apollo Server 4 says 400);
         ``extra_statuses``: ``JobStatus`` values beyond today's; ``unknown_ids`` and
         ``order``: see :meth:`set_quirks`. A refused token is answered Datasaur's way
         (``Unauthorized``, ``AuthenticationError``) with ``auth_failure_status``."""
@@ -181,6 +185,7 @@ class DatasaurSimulator(LocalHTTPServer):
         self._auto_jobs = auto_jobs
         self._auto_finish_after = auto_finish_after
         self._auth_failure_status = auth_failure_status
+        self._rejection_status = rejection_status
         self.control = ControlApi(self)
         self._lock = threading.Lock()
         self._jobs: dict[str, JobDict] = {}
@@ -226,8 +231,10 @@ class DatasaurSimulator(LocalHTTPServer):
         errors: list[dict[str, Any]] | None = None,
         result_id: str | None = None,
         result: Any = None,
+        additional_data: dict[str, Any] | None = None,
     ) -> None:
-        """Create or update a job (cancels its script, if any)."""
+        """Create or update a job (cancels its script, if any); ``additional_data``:
+        its ``additionalData`` (``{"automationActivityId": ...}``), else null."""
         self._check_status(status)
         with self._lock:
             self._timelines.pop(job_id, None)
@@ -238,6 +245,7 @@ class DatasaurSimulator(LocalHTTPServer):
                 errors=errors,
                 resultId=result_id,
                 result=result,
+                additionalData=additional_data,
             )
 
     def remove_job(self, job_id: str) -> None:
@@ -390,7 +398,7 @@ class DatasaurSimulator(LocalHTTPServer):
         prepared = prepare(self._schema, query)
         if isinstance(prepared, Rejected):
             self._record(operation, _Counts(), [error.message for error in prepared.errors])
-            return json_reply(200, rejected_payload(prepared))
+            return json_reply(self._rejection_status, rejected_payload(prepared))
         counts = _Counts()
         result = execute_sync(
             self._schema,
@@ -474,7 +482,8 @@ class DatasaurSimulator(LocalHTTPServer):
         now = _iso_now()
         job = self._jobs.get(job_id)
         if job is None:
-            job = {"id": job_id, "createdAt": now, "errors": [], "resultId": None, "result": None}
+            job = {"id": job_id, "createdAt": now, "errors": [], "resultId": None}
+            job |= {"result": None, "additionalData": None}
             self._jobs[job_id] = job
         job.update(fields, updatedAt=now)
         if job["errors"] is None:
@@ -525,7 +534,7 @@ class DatasaurSimulator(LocalHTTPServer):
         )
 
     def _issue_token(self) -> dict[str, Any]:
-        token = secrets.token_urlsafe(32)
+        token = secrets.token_hex(20)  # opaque, 40 hex digits, like Datasaur's
         now = time.monotonic()
         with self._lock:
             self._tokens = {key: expiry for key, expiry in self._tokens.items() if expiry > now}
