@@ -400,6 +400,9 @@ class _Answer:
         if status == 401:
             return cls(status, {})
         if status == 429 or status >= 500:
+            rejection = _rejection(data)  # a selection rejected at any HTTP status
+            if rejection is not None:
+                return cls(status, rejection)
             wait = parse_retry_after(retry_after, time.time())
             raise ApiUnavailable(f"Datasaur API answered HTTP {status}", wait)
         try:
@@ -413,3 +416,14 @@ class _Answer:
         if status != 200 and not body.get("errors"):
             raise ApiUnavailable(f"Datasaur API answered HTTP {status}")
         return cls(status, body)
+
+
+def _rejection(data: bytes) -> dict[str, Any] | None:
+    """An error answer's JSON when it rejects the selection (else None: the API is unwell)."""
+    if not data.lstrip().startswith(b"{"):
+        return None
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and rejected_fields(body) is not None else None

@@ -16,10 +16,12 @@ from typing import Any, NamedTuple
 
 from notifier.logs import scrub
 
-# The Job fields asked for, newest server first: (1) today's schema, (2) servers older
-# than 2022-08 (no createdAt/updatedAt), (3) the bare minimum.
+# The Job fields asked for, newest server first: (1) today's schema (all of Job but
+# ``result``, which is asked for when a job ends), (2) servers older than 2022-08 (no
+# createdAt/updatedAt/additionalData), (3) the bare minimum.
 SELECTION_TIERS = (
-    "id status progress errors { id stack args } resultId createdAt updatedAt",
+    "id status progress errors { id stack args } resultId createdAt updatedAt"
+    " additionalData { automationActivityId }",
     "id status progress errors { id stack args } resultId",
     "id status progress",
 )

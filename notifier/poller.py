@@ -95,8 +95,8 @@ def decide(
         details = job.job if answer is None else answer
         events.append(_event(name, job, details, now, to, occurrence, {**timing, **(extra or {})}))
 
-    if seen.error is not None:
-        interval, error = _next_interval(job, False, polling), seen.error
+    if seen.error is not None:  # e.g. its entry nulled by an error: asked again soon
+        interval, error = polling.interval, seen.error
     elif not seen.found:
         interval, error = polling.max_interval, NOT_FOUND
     else:
@@ -304,11 +304,14 @@ class Poller:
 
         A batch rejected as a whole is asked again once, one ``getJob`` per job in one
         request, so that one bad job costs its own answer: never more than 2 requests.
+        In an answer with data, an error is its job's own (polled again at ``interval``);
+        only when every job of a batch of several failed is the API deemed unwell.
         """
         ids = [job.id for job in jobs]
         try:
             try:
-                return self.client.get_jobs(ids), True
+                seen = self.client.get_jobs(ids)
+                several = len(ids) > 1
             except QueryRejected as first:
                 log.warning(
                     "batch of %d jobs rejected (%s); polling them one by one, in one request",
@@ -317,13 +320,14 @@ class Poller:
                 )
                 if not self.limiter.acquire(self.stopping):
                     return [], False
-                seen = self.client.get_jobs_each(ids)
+                seen, several = self.client.get_jobs_each(ids), True
         except QueryRejected as exc:
             seen = [Observation(error=scrub(str(exc)))] * len(ids)
+            several = True
         except ApiUnavailable as exc:
             self._api_failed(exc)
             return [], False
-        if all(s.error is not None for s in seen):
+        if several and all(s.error is not None for s in seen):
             self._api_failed(ApiUnavailable(f"every job asked for was rejected: {seen[-1].error}"))
             return seen, False
         return seen, True
@@ -344,6 +348,9 @@ class Poller:
         jobs = [update.job for update in ended if update.job is not None]
         if self.limiter.acquire(self.stopping):
             self.client.attach_results(jobs)
+        else:  # stopping: the events are recorded all the same
+            for job in jobs:
+                job.update(result=None, result_error="not fetched: the daemon was stopping")
         for update in ended:
             failure = update.job and update.job.get("result_error")
             for event in update.events if failure else ():

@@ -110,6 +110,19 @@ def test_client_steps_down_once_and_keeps_the_selection() -> None:
         assert jobs[0]["result"] == {"n": 1} and "result_error" in jobs[1]
 
 
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_rejected_selection_steps_down_at_any_http_status(status: int) -> None:
+    with DatasaurSimulator(
+        static_token="t" * 20, legacy_schema=True, rejection_status=status
+    ) as sim:
+        sim.set_job("a", "QUEUED")
+        client = DatasaurClient(DatasaurSettings(graphql_url=sim.graphql_url, token="t" * 20))
+        assert client.get_jobs(["a"])[0].job == {
+            "id": "a", "status": "QUEUED", "progress": 0, "errors": [], "resultId": None
+        }  # fmt: skip
+        assert client.tier == 1 and sim.stats().graphql_requests == 2
+
+
 def test_a_whole_batch_failure_is_query_rejected() -> None:
     with DatasaurSimulator(static_token="t" * 20) as sim:
         sim.fail_job("b", "kaput")

@@ -71,7 +71,8 @@ def test_result_is_fetched_once_the_job_ends_and_never_polled(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    simulator.set_job("j1", "IN_PROGRESS", 40, result={"partial": True})
+    activity = {"automationActivityId": "4021"}
+    simulator.set_job("j1", "IN_PROGRESS", 40, result={"partial": True}, additional_data=activity)
     config = watching(simulator, receiver, tmp_path, ["j1"])
     if backend == "postgres":
         del config["state_path"]
@@ -81,10 +82,13 @@ def test_result_is_fetched_once_the_job_ends_and_never_polled(
     daemon = daemon_factory(config)
     wait_until(lambda: simulator.stats().job_polls >= 3, 10)
 
-    ended = finish(simulator, "j1")
+    simulator.set_job("j1", "DELIVERED", 100, result_id="j1-result", result=RESULT,
+                      additional_data=activity)  # fmt: skip
+    ended = time.monotonic()
     payload = delivered(receiver, "j1")
     assert time.monotonic() - ended < NOTIFIED_WITHIN
     assert payload["data"]["job"]["result"] == RESULT
+    assert payload["data"]["job"]["additionalData"] == activity  # today's fields, all of them
     assert payload["data"]["result_id"] == "j1-result"
     assert "result_error" not in payload["data"]
     operations = [operation for _, operation, _ in simulator.stats().requests]
@@ -138,11 +142,12 @@ def test_legacy_schema_costs_one_rejected_request_in_the_whole_run(
     assert stats.validation_errors == [
         "Cannot query field 'createdAt' on type 'Job'.",
         "Cannot query field 'updatedAt' on type 'Job'.",
+        "Cannot query field 'additionalData' on type 'Job'.",
     ]
     lines = daemon.output.splitlines()
     warnings = [line for line in lines if "does not have the Job field" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
-    assert "createdAt, updatedAt" in warnings[0]
+    assert "createdAt, updatedAt, additionalData" in warnings[0]
     assert "one by one" not in daemon.output and "rejected" not in daemon.output
 
 
@@ -209,8 +214,9 @@ def test_nulled_entry_is_that_jobs_poll_error_and_the_rest_is_notified(
         delivered(receiver, job_id)
     row = job_row(daemon, "d")
     assert row["state"] == "watching" and row["last_error"] != "not found"
-    polls = len(simulator.stats().requests)
-    wait_until(lambda: len(simulator.stats().requests) >= polls + 3, 5)  # still at interval
+    polls = len(simulator.stats().requests)  # d alone now: 0.2 s apart, not backed off to 1 s
+    wait_until(lambda: len(simulator.stats().requests) >= polls + 8, 3)
+    assert "polling paused" not in daemon.output
     assert {operation for _, operation, _ in simulator.stats().requests} == {
         "GetJobs",
         "GetJobResults",
