@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -195,6 +199,20 @@ def _wait_group(args: argparse.Namespace, config: Config, timeout: float | None)
     return code
 
 
+@contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) as an event the loop looks at, not an exception raised wherever
+    the main thread happens to be: one raised while rich's lock is held (between the
+    lock's acquire and its ``with`` block) left the bars' refresh thread waiting for it
+    forever, and the exit with them."""
+    pressed = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.set())
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _follow(
     store: Store,
     config: Config,
@@ -204,12 +222,26 @@ def _follow(
     group: str | None = None,
 ) -> int:
     """Show changes until every job (or ``group``) has ended; the exit code."""
+    with _ctrl_c() as pressed:
+        return _follow_until(store, config, jobs, output, timeout, group, pressed)
+
+
+def _follow_until(
+    store: Store,
+    config: Config,
+    jobs: list[Watched],
+    output: Output,
+    timeout: float | None,
+    group: str | None,
+    pressed: threading.Event,
+) -> int:
+    """:func:`_follow`'s loop; ``pressed``: Ctrl-C (exit 130 at the next look)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     poller: Poller | None = None
-    while True:
+    while not pressed.is_set():
         now = time.time()
         if not _daemon_alive(store, now):
-            poller = poller or _own_poller(config)
+            poller = poller or _own_poller(config, pressed)
             poller.tick()
         if group is not None:  # members may join while it is open
             known = {w.job.id for w in jobs}
@@ -229,13 +261,17 @@ def _follow(
             return exit_code(jobs)
         if deadline is not None and time.monotonic() >= deadline:
             return TIMED_OUT
-        time.sleep(ROUND)
+        pressed.wait(ROUND)
+    return INTERRUPTED
 
 
-def _own_poller(config: Config) -> Poller:
-    """A poller of this process's own (no daemon runs): it claims like one, never sends."""
+def _own_poller(config: Config, stopping: threading.Event) -> Poller:
+    """A poller of this process's own (no daemon runs): it claims like one, never sends;
+    it stops between requests once ``stopping`` is set."""
     instance = Instance(f"wait@{socket.gethostname()}", config.cluster.lease, __version__)
-    return Poller(open_store(config, instance), config)
+    poller = Poller(open_store(config, instance), config)
+    poller.stopping = stopping
+    return poller
 
 
 def _wait_arguments(parser: argparse.ArgumentParser) -> None:
