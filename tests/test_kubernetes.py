@@ -240,6 +240,10 @@ def test_kube_play_runs_two_replicas_that_share_the_work_and_take_over(
     docs = play_overlay(resources(), suffix, simulator, receiver.url + "/hook", postgres_url)
     replicas = played(docs)
     assert len(replicas) == 2, replicas
+    for name in replicas:  # the manifests' hardening, as podman applied it
+        [inspected] = json.loads(podman("inspect", name).stdout)
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True, name
+        assert inspected["Config"]["User"].split(":")[0] == "10001", inspected["Config"]["User"]
     urls = {name: metrics_url(name) for name in replicas}
 
     def alive() -> int:
