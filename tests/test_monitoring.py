@@ -153,11 +153,24 @@ def scraped(
     return wait_until(families, 30, 0.2, "the daemon did not poll, fail once and notify")
 
 
-@pytest.mark.parametrize("source", ["alerts.yaml", "dashboard.json"])
+def rule_test_series() -> list[str]:
+    """The input series of the rules' unit tests (``name{label="value", ...}``)."""
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    return [series["series"] for test in tests for series in test["input_series"]]
+
+
+SOURCES: dict[str, Callable[[], list[str]]] = {
+    "alerts.yaml": lambda: [rule["expr"] for rule in rules()],
+    "alerts.test.yaml": rule_test_series,
+    "dashboard.json": dashboard_queries,
+}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
 def test_every_metric_and_label_used_exists_on_a_running_daemon(
     source: str, scraped: dict[str, set[str]]
 ) -> None:
-    expressions = [r["expr"] for r in rules()] if source == "alerts.yaml" else dashboard_queries()
+    expressions = SOURCES[source]()
     used = 0
     for expression in expressions:
         for name, labels in metric_selectors(expression):
