@@ -130,18 +130,32 @@ def test_the_daemon_in_the_container_notifies_a_receiver_on_the_host(
         assert CLIENT_SECRET not in container.logs
 
 
+@pytest.mark.parametrize(
+    ("delay", "delivery_timeout", "recorded"),
+    [
+        (2, "5s", "delivered"),  # the send in flight finishes and is recorded
+        (60, None, "pending"),  # a hanging receiver, the default 10 s timeout: cut at 7 s
+    ],
+    ids=["in-flight-finishes", "receiver-hangs"],
+)
 def test_podman_stop_exits_cleanly_nothing_lost_and_the_lease_released(
     notifier_image: str,
     simulator: DatasaurSimulator,
     receiver: WebhookReceiver,
     mounts: Any,
     postgres_url: str,
+    delay: float,
+    delivery_timeout: str | None,
+    recorded: str,
 ) -> None:
     simulator.set_job(JOB, "DELIVERED", 100)
-    receiver.respond_with(200, delay=2)  # the webhook is in flight when the stop comes
+    receiver.respond_with(200, delay=delay)  # the webhook is in flight when the stop comes
     config = container_config(simulator, receiver, state_url=postgres_url)
     del config["state_path"]
-    config["delivery"]["timeout"] = "5s"
+    if delivery_timeout is None:  # the defaults (10 s each)
+        del config["delivery"]["timeout"], config["datasaur"]["timeout"]
+    else:
+        config["delivery"]["timeout"] = delivery_timeout
     with running(notifier_image, *mounts(config)) as container:
         receiver.wait_for(1, 60)
         started = time.monotonic()
@@ -157,7 +171,7 @@ def test_podman_stop_exits_cleanly_nothing_lost_and_the_lease_released(
             held = conn.execute(f"SELECT count(*) FROM {table} WHERE lease_owner IS NOT NULL")
             assert held.fetchone() == (0,), f"{table}: a lease is still held"
         states = conn.execute("SELECT state FROM deliveries").fetchall()
-    assert states == [("delivered",)]  # the send in flight finished and was recorded
+    assert states == [(recorded,)]  # pending: sent again by the next daemon (same webhook-id)
 
 
 def test_a_read_only_root_filesystem_with_a_state_volume(
