@@ -130,6 +130,27 @@ def test_the_daemon_in_the_container_notifies_a_receiver_on_the_host(
         assert CLIENT_SECRET not in container.logs
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (False while nothing listens)."""
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_the_healthcheck_finds_another_config_and_a_metrics_port_given_to_run(
+    notifier_image: str, simulator: DatasaurSimulator, receiver: WebhookReceiver, mounts: Any
+) -> None:
+    config = container_config(simulator, receiver)  # its metrics.port is not the one used
+    elsewhere, port = "/etc/datasaur-notifier/elsewhere.yaml", free_port()
+    options = [option.replace(f":{CONFIG}:", f":{elsewhere}:") for option in mounts(config)]
+    command = ("run", "-c", elsewhere, "--metrics-port", str(port))
+    with running(notifier_image, *options, command=command) as container:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, 0.2, "no /healthz")
+        health = podman("healthcheck", "run", container.name, check=False)
+        assert health.returncode == 0, container.logs + health.stdout + health.stderr
+
+
 @pytest.mark.parametrize(
     ("delay", "delivery_timeout", "recorded"),
     [

@@ -76,11 +76,18 @@ def cmd_get_job(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
-def cmd_healthcheck(args: argparse.Namespace, config: Config) -> int:
-    """Ask the running daemon's ``/healthz`` (the container image's HEALTHCHECK)."""
-    from notifier.healthcheck import healthz_url, probe
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Ask the running daemon's ``/healthz`` (the container image's HEALTHCHECK): at the
+    address of ``-c``'s config, else of the config and ``--metrics-port`` PID 1 runs with."""
+    from notifier.config import load_config
+    from notifier.healthcheck import healthz_url, pid1_daemon, probe
 
-    url = healthz_url(config.metrics)
+    found = None if args.config_given else pid1_daemon()
+    config = load_config(args.config if found is None else found[0])
+    metrics = config.metrics
+    if found is not None and found[1] is not None:
+        metrics = metrics.model_copy(update={"port": found[1]})
+    url = healthz_url(metrics)
     if url is None:
         print(
             "healthcheck: metrics.port is not set, so the daemon serves no /healthz",
@@ -128,6 +135,10 @@ COMMANDS = [
     ),
     Command("get-job", cmd_get_job, "Query Datasaur once for a job and print it as JSON.", _job_id),
     Command(
-        "healthcheck", cmd_healthcheck, "Exit 0 if the running daemon's /healthz is ok.", _timeout
+        "healthcheck",
+        cmd_healthcheck,
+        "Exit 0 if the running daemon's /healthz is ok.",
+        _timeout,
+        needs="nothing",
     ),
 ]
