@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,42 +18,21 @@ from notifier.config import ConfigError, DatasaurSettings, parse_config
 from notifier.datasaur import ApiUnavailable, DatasaurClient
 from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.support.pki import make_pki, server_context
 
 KEY_LINE = "set datasaur.client_cert and datasaur.client_key"
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A test CA, a server certificate for 127.0.0.1 and a client certificate, all by it."""
-    folder = tmp_path_factory.mktemp("pki")
-    files = {name: folder / f"{name}.pem" for name in ("ca", "ca_key", "server", "server_key")}
-    files |= {"client": folder / "client.pem", "client_key": folder / "client_key.pem"}
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Test CA",
-            "-keyout", str(files["ca_key"]), "-out", str(files["ca"]))  # fmt: skip
-    for name, subject, extension in (
-        ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("client", "/CN=datasaur-notifier", "extendedKeyUsage=clientAuth"),
-    ):
-        request, extra = folder / f"{name}.csr", folder / f"{name}.ext"
-        extra.write_text(extension + "\n")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-                "-keyout", str(files[f"{name}_key"]), "-out", str(request))  # fmt: skip
-        openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]),
-                "-CAkey", str(files["ca_key"]), "-CAcreateserial", "-days", "1",
-                "-extfile", str(extra), "-out", str(files[name]))  # fmt: skip
-    return files
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
 def mtls_sim(pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[DatasaurSimulator]:
     """The stand-in over HTTPS, requiring a client certificate signed by the test CA."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["ca"]))
-    context.load_cert_chain(pki["server"], pki["server_key"])
-    context.verify_mode = ssl.CERT_REQUIRED
+    context = server_context(pki, require_client=True)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki["ca"]))
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -52,10 +52,12 @@ def setup(
     return write_config(tmp_path / "config.yaml", config)
 
 
-def doctor(path: Path, *args: str) -> tuple[int, str, list[dict[str, Any]]]:
+def doctor(
+    path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, list[dict[str, Any]]]:
     """Exit status, the text report, and the --json report's checks."""
-    text = cli(path, "doctor", *args)
-    as_json = cli(path, "doctor", "--json", *args)
+    text = cli(path, "doctor", *args, env=env)
+    as_json = cli(path, "doctor", "--json", *args, env=env)
     assert text.returncode == as_json.returncode, (text.stdout, as_json.stdout)
     for output in (text.stdout + text.stderr, as_json.stdout + as_json.stderr):
         assert "Traceback" not in output

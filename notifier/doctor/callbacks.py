@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import smtplib
 import socket
+import ssl
 from urllib.parse import urlsplit
 
 from notifier.channels.apprise import AppriseSettings, service
@@ -77,7 +78,11 @@ def _smtp(label: str, channel: EmailChannel, settings: EmailSettings) -> Check:
         return fail(label, detail, f"{label}.username, {label}.password")
     except smtplib.SMTPNotSupportedError as exc:
         return fail(label, f"{where}: {exc}", f"{label}.security")
+    except ssl.SSLError as exc:  # the TLS handshake: the certificate, or TLS on a plain port
+        return fail(label, f"{where}: TLS: {describe_error(exc)}", f"{label}.security")
     except (OSError, smtplib.SMTPException) as exc:
-        return fail(label, f"{where}: {describe_error(exc)}", f"{label}.smtp_host")
+        return fail(
+            label, f"{where}: {describe_error(exc)}", f"{label}.smtp_host, {label}.smtp_port"
+        )
     login = ", logged in" if settings.username is not None else ""
     return ok(label, f"{where}: EHLO, {settings.security}{login} (nothing sent)")

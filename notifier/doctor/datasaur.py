@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from notifier.client_cert import CERT_KEYS
 from notifier.config import Config, DatasaurSettings
 from notifier.datasaur import (
     ApiUnavailable,
@@ -38,7 +39,11 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _endpoint_key(settings: DatasaurSettings, token: bool) -> str:
+def _endpoint_key(settings: DatasaurSettings, token: bool, error: str) -> str:
+    """What to change when the endpoint could not be reached: the client certificate
+    when the handshake wanted one, else the URL."""
+    if CERT_KEYS in error:
+        return "datasaur.client_cert, datasaur.client_key"
     if token and settings.token_url:
         return "datasaur.token_url"
     return "datasaur.graphql_url"
@@ -63,7 +68,7 @@ def _token(client: DatasaurClient) -> Check:
     except AuthenticationFailed as exc:
         return fail("datasaur.token", str(exc), CREDENTIALS)
     except ApiUnavailable as exc:
-        return fail("datasaur.token", str(exc), _endpoint_key(client.settings, token=True))
+        return fail("datasaur.token", str(exc), _endpoint_key(client.settings, True, str(exc)))
     took = (time.monotonic() - started) * 1000
     return ok(
         "datasaur.token", f"obtained in {took:.0f} ms, valid for {client.tokens.lifetime:.0f}s"
@@ -82,9 +87,9 @@ def _probe(client: DatasaurClient) -> list[Check]:
     except SchemaUnsupported as exc:
         return [fail("datasaur.schema", str(exc))]
     except ApiUnavailable as exc:
-        return [fail("datasaur.api", str(exc), _endpoint_key(client.settings, token=False))]
+        return [fail("datasaur.api", str(exc), _endpoint_key(client.settings, False, str(exc)))]
     took = (time.monotonic() - started) * 1000
-    return [_schema(client.tier, took), _unknown_ids(body)]
+    return [_schema(client.tier, took), _unknown_ids(body, made_up)]
 
 
 def _schema(tier: int, took: float) -> Check:
@@ -99,7 +104,7 @@ def _schema(tier: int, took: float) -> Check:
     )
 
 
-def _unknown_ids(body: dict[str, Any]) -> Check:
+def _unknown_ids(body: dict[str, Any], made_up: str) -> Check:
     data = body.get("data")
     result = data.get("result") if isinstance(data, dict) else None
     name = "datasaur.unknown_ids"
@@ -108,7 +113,13 @@ def _unknown_ids(body: dict[str, Any]) -> Check:
             return ok(name, "an unknown id is omitted from getJobs' answer (shown as not found)")
         if result == [None]:
             return ok(name, "an unknown id comes back as null (shown as not found)")
-        return warn(name, f"getJobs answered a made-up id with {result!r:.200}")
+        job = result[0] if isinstance(result[0], dict) else {}
+        return warn(
+            name,
+            f"getJobs answered the made-up id {made_up} with a job (status "
+            f"{job.get('status')!r}), not null: a stand-in that makes up jobs? (the daemon "
+            "would watch such a job like any other)",
+        )
     return warn(
         name,
         f"an unknown id comes back as an error ({error_text(body)}): the daemon shows it "

@@ -1,5 +1,6 @@
 """Doctor group 4: the API listener. Its address is free (or held by the running
-daemon, which answers ``/healthz``), and its tokens meet the length rule."""
+daemon, which answers ``/healthz`` as ``Server: datasaur-notifier``), and its tokens
+meet the length rule."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _our_daemon(host: str, port: int) -> bool:
         answer = requests.get(f"http://{name}:{port}/healthz", timeout=2)
     except requests.RequestException:
         return False
-    return answer.headers.get("content-type", "").startswith("application/json")
+    return answer.headers.get("server", "").startswith("datasaur-notifier")
 
 
 def _tokens(api: ApiSettings) -> Check:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -77,21 +78,26 @@ class _Authenticator:
 
 
 class SmtpSink:
-    """Plain SMTP (no STARTTLS) on 127.0.0.1 recording every DATA transaction; with
-    ``credentials`` it offers AUTH (without TLS) and accepts only that login."""
+    """SMTP on 127.0.0.1 recording every DATA transaction: plain, or with ``starttls`` (a
+    server TLS context) offering and requiring STARTTLS. With ``credentials`` it offers
+    AUTH (over plain SMTP too, unless STARTTLS is offered) and accepts only that login."""
 
     def __init__(
         self,
         host: str = "127.0.0.1",
         port: int | None = None,
         credentials: tuple[str, str] | None = None,
+        starttls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        auth = {} if credentials is None else {
-            "authenticator": _Authenticator(*credentials), "auth_require_tls": False
-        }  # fmt: skip
-        self._controller = Controller(_Handler(self), hostname=host, port=self.port, **auth)
+        options: dict[str, object] = {}
+        if credentials is not None:
+            options |= {"authenticator": _Authenticator(*credentials)}
+            options |= {"auth_require_tls": starttls is not None}
+        if starttls is not None:
+            options |= {"tls_context": starttls, "require_starttls": True}
+        self._controller = Controller(_Handler(self), hostname=host, port=self.port, **options)
         self._lock = threading.Lock()
         self._attempts: list[SmtpMessage] = []
         self._replies: dict[str, deque[str]] = {"RCPT": deque(), "DATA": deque()}
