@@ -8,7 +8,7 @@ import contextlib
 import select
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,12 @@ import pytest
 
 from notifier.config import ConfigError, DatasaurSettings, parse_config
 from notifier.datasaur import ApiUnavailable, DatasaurClient
+from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
-from tests.conftest import CLIENT_ID, CLIENT_SECRET
+from tests.conftest import CLIENT_ID, CLIENT_SECRET, base_config, webhook
+from tests.support.daemon import DaemonProcess
 from tests.support.pki import make_pki, server_context
+from tests.support.waiting import wait_until
 
 KEY_LINE = "set datasaur.client_cert and datasaur.client_key"
 
@@ -172,3 +175,47 @@ def test_through_a_proxy_the_pair_is_presented_too(
             without.get_jobs(["j1"])
     finally:
         proxy.close()
+
+
+def test_the_daemon_behind_an_ingress_requiring_a_certificate_notifies(
+    mtls_sim: DatasaurSimulator,
+    pki: dict[str, Path],
+    receiver: WebhookReceiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """End to end, the pair through ``${file:}`` (certificate) and ``${credential:}`` (key)."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    key_text = pki["client_key"].read_text()
+    (credentials / "datasaur_client_key").write_text(key_text)
+    mtls_sim.set_job("j2", "IN_PROGRESS", 10)
+    config = base_config(mtls_sim, tmp_path, callbacks={"hook": webhook(receiver)},
+                         jobs=[{"id": "j2"}])  # fmt: skip
+    config["datasaur"] |= {
+        "client_cert": f"${{file:{pki['client']}}}",
+        "client_key": "${credential:datasaur_client_key}",
+    }
+    daemon = daemon_factory(config, env={"CREDENTIALS_DIRECTORY": str(credentials)})
+    wait_until(lambda: mtls_sim.stats().job_polls >= 1, 10)
+    mtls_sim.set_job("j2", "DELIVERED", 100, result={"rows": 7})
+    (hook,) = receiver.wait_for(lambda hook: (hook.json or {}).get("type") == "job.delivered")
+    assert hook.json["data"]["job"]["result"] == {"rows": 7}
+    assert daemon.stop() == 0
+    assert key_text.splitlines()[1] not in daemon.output and "BEGIN" not in daemon.output
+
+
+def test_the_daemon_without_the_pair_says_which_keys_to_set(
+    mtls_sim: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    daemon_factory: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    config = base_config(mtls_sim, tmp_path, callbacks={"hook": webhook(receiver)},
+                         jobs=[{"id": "j1"}])  # fmt: skip
+    daemon = daemon_factory(config)
+    daemon.wait_for_log(KEY_LINE)
+    first = next(line for line in daemon.output.splitlines() if KEY_LINE in line)
+    assert "ERROR" in first and f"token endpoint {mtls_sim.token_url}" in first, first
+    assert mtls_sim.stats().token_requests == 0  # refused in the handshake
+    assert daemon.stop() == 0
