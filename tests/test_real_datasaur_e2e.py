@@ -174,6 +174,31 @@ def test_token_refused_the_datasaur_way_costs_one_extra_request(
     assert daemon.stop() == 0
 
 
+@pytest.mark.parametrize("kind", ["unauthorized", "unauthenticated", "http_401"])
+def test_every_token_expired_answer_renews_the_token_at_once(
+    kind: str,
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    daemon_factory: Factory,
+    tmp_path: Path,
+) -> None:
+    """HTTP 200 "Unauthorized"/AuthenticationError, extensions.code UNAUTHENTICATED, and
+    HTTP 401: each a new token and the same request again, once, without a backoff."""
+    simulator.set_job("j1", "IN_PROGRESS", 10)
+    daemon = daemon_factory(watching(simulator, receiver, tmp_path, ["j1"]))
+    wait_until(lambda: simulator.stats().job_polls >= 2, 10)
+    tokens, seen = simulator.stats().token_requests, len(simulator.stats().requests)
+    simulator.inject(kind, operation="GetJobs")
+    wait_until(lambda: simulator.stats().token_requests == tokens + 1, 5)
+    ended = finish(simulator, "j1")
+    delivered(receiver, "j1")
+    assert time.monotonic() - ended < NOTIFIED_WITHIN
+    assert simulator.stats().token_requests == tokens + 1
+    assert refused_requests(simulator, seen) == 1
+    assert "polling paused" not in daemon.output
+    assert daemon.stop() == 0
+
+
 def test_refused_fixed_token_is_one_error_line_naming_the_fix(
     receiver: WebhookReceiver, daemon_factory: Factory, tmp_path: Path
 ) -> None:
