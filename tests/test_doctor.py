@@ -210,3 +210,10 @@ def test_invalid_config_fails_with_one_line_per_problem(tmp_path: Path) -> None:
 
 def test_usage_error_is_exit_2(tmp_path: Path) -> None:
     assert cli(tmp_path / "config.yaml", "doctor", "--bogus").returncode == 2
+
+
+def test_missing_config_file_fails_with_no_made_up_key(tmp_path: Path) -> None:
+    code, text, checks = doctor(tmp_path / "missing.yaml")
+    assert code == 1 and len(checks) == 1
+    assert checks[0]["result"] == "FAIL" and checks[0]["fix"] is None, checks
+    assert "cannot read the config file" in text

@@ -14,7 +14,7 @@ from notifier.doctor.report import Check, fail, ok, warn
 from notifier.logs import redact
 from notifier.store.schema import migrations
 
-_KEY_PATH = re.compile(r"^[\w\[\].-]+(?=[: (])")
+_KEY_PATH = re.compile(r"^[\w\[\].-]+(?=: | \()")
 
 
 def _key_of(problem: str) -> str | None:
