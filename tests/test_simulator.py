@@ -251,6 +251,25 @@ def test_control_api(sim: DatasaurSimulator) -> None:
     assert requests.get(f"{sim.url}/elsewhere", timeout=5).status_code == 404
 
 
+def test_control_api_breaks_fails_and_revokes(sim: DatasaurSimulator) -> None:
+    """The fault modes a test driving ``simulate`` from another process can turn on."""
+    for job_id in ("a", "b"):
+        sim.set_job(job_id, "IN_PROGRESS", 5)
+    control = f"{sim.url}/_sim/"
+    assert requests.post(control + "broken", json={"id": "b", "message": "b?"}, timeout=5).ok
+    answer = post_graphql(sim, GET_JOBS, {"jobIds": ["a", "b"]}).json()
+    assert answer["data"]["result"][1] is None and answer["errors"][0]["path"][:2] == ["result", 1]
+    assert requests.post(control + "failing", json={"id": "a"}, timeout=5).ok
+    assert post_graphql(sim, GET_JOBS, {"jobIds": ["a"]}).json()["data"] is None
+    with DatasaurSimulator(auth_failure_status=200) as other:
+        token = fetch_token(other).json()["access_token"]
+        assert requests.post(f"{other.url}/_sim/revoke", timeout=5).ok
+        refused = get_job(other, "j", token)
+        assert refused.status_code == 200 and refused.json()["errors"][0]["message"] == (
+            "Unauthorized"
+        )
+
+
 def test_stop_closes_keep_alive_connections() -> None:
     sim = DatasaurSimulator(static_token=TOKEN)
     sim.start()

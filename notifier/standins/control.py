@@ -44,6 +44,15 @@ class ControlApi:
         if (method, route) == ("POST", "faults"):
             self._inject_from(payload)
             return json_reply(200, {"ok": True})
+        if (method, route) == ("POST", "broken"):  # {"id", "message"}: a nulled entry
+            self.sim.break_job(payload["id"], payload.get("message", "Internal server error"))
+            return json_reply(200, {"ok": True})
+        if (method, route) == ("POST", "failing"):  # {"id", "message"}: the whole query
+            self.sim.fail_job(payload["id"], payload.get("message", "boom"))
+            return json_reply(200, {"ok": True})
+        if (method, route) == ("POST", "revoke"):
+            self.sim.revoke_tokens()
+            return json_reply(200, {"ok": True})
         if (method, route) == ("POST", "quirks"):
             self.sim.set_quirks(unknown_ids=payload.get("unknown_ids"), order=payload.get("order"))
             return json_reply(200, {"ok": True})

@@ -24,6 +24,9 @@ Control API (no authentication), for driving the simulator from another process:
   answers ``{"jobs": [{"id", "kind", "finishes_at"}]}``.
 - ``POST /_sim/faults`` body ``{"kind", "count", "retry_after", "delay", "operation"}``:
   :meth:`DatasaurSimulator.inject`.
+- ``POST /_sim/broken`` body ``{"id", "message"}``: :meth:`DatasaurSimulator.break_job`;
+  ``POST /_sim/failing`` (same body): :meth:`DatasaurSimulator.fail_job`;
+  ``POST /_sim/revoke``: :meth:`DatasaurSimulator.revoke_tokens`.
 - ``POST /_sim/quirks`` body ``{"unknown_ids": "null"|"omit", "order": "asked"|"reversed"}``:
   :meth:`DatasaurSimulator.set_quirks`.
 
