@@ -5,6 +5,7 @@ daemon, and an Apprise URL that does not parse."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,28 @@ def test_apprise_url_that_does_not_parse_fails(
     failed = [check for check in checks if check["result"] == "FAIL"]
     assert len(failed) == 1 and "push" in failed[0]["fix"], failed
     assert "token-9f8e7d6c5b4a" not in text
+
+
+def test_webhook_through_a_proxy_checks_the_proxy(
+    simulator: DatasaurSimulator, receiver: WebhookReceiver, auth_smtp: SmtpSink, tmp_path: Path
+) -> None:
+    """Deliveries go through the environment's proxy, so that is what doctor reaches."""
+    path = setup(simulator, receiver, auth_smtp, tmp_path)
+    config = _config(path)
+    config["callbacks"]["hook"]["url"] = receiver.url.replace("127.0.0.1", "localhost")
+    write_config(path, config)
+    with socket.create_server(("127.0.0.1", 0)) as proxy:
+        port = proxy.getsockname()[1]
+        env = {"HTTP_PROXY": f"http://user:proxy-pass-31@127.0.0.1:{port}", "NO_PROXY": "127.0.0.1"}
+        code, text, checks = doctor(path, env=env)
+        assert code == 0, text
+        hook = by_name(checks)["callbacks.hook"]
+        assert f"through the proxy 127.0.0.1:{port} (HTTP_PROXY)" in hook["detail"], hook
+        assert "proxy-pass-31" not in text
+    code, text, checks = doctor(path, env=env)  # the proxy is gone
+    hook = by_name(checks)["callbacks.hook"]
+    assert code == 1 and hook["result"] == "FAIL" and "HTTP_PROXY" in hook["fix"], hook
+    assert receiver.received == []
 
 
 def _config(path: Path) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Doctor group 3: each callback, reached without sending anything. A webhook's host
-resolves and a TCP connection opens (TLS too for ``https``, its certificate checked);
+resolves and a TCP connection opens (TLS too for ``https``, its certificate checked), or,
+when the environment sends it through a proxy, the proxy accepts connections;
 SMTP connects, says EHLO, does STARTTLS/TLS as configured, logs in when credentials
 are set, then QUITs (no message); an Apprise URL parses."""
 
@@ -9,7 +10,9 @@ import os
 import smtplib
 import socket
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
+
+import requests
 
 from notifier.channels.apprise import AppriseSettings, service
 from notifier.channels.base import CallbackSettings, create
@@ -46,6 +49,10 @@ def _check(name: str, settings: CallbackSettings, timeout: float) -> Check:
 
 def _webhook(label: str, url: str, timeout: float) -> Check:
     parts = urlsplit(url)
+    proxies = requests.utils.get_environ_proxies(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy:  # deliveries go through it (requests reads the same variables)
+        return _proxy(label, urlsplit(proxy), parts.scheme, timeout)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     fix = f"{label}.url"
@@ -64,6 +71,25 @@ def _webhook(label: str, url: str, timeout: float) -> Check:
     tls = ", TLS certificate valid" if parts.scheme == "https" else ""
     where = addresses[0][4][0]
     return ok(label, f"{host}:{port} ({where}) accepts connections{tls} (nothing sent)")
+
+
+def _proxy(label: str, proxy: SplitResult, scheme: str, timeout: float) -> Check:
+    """The proxy a webhook is sent through accepts connections (its credentials, if
+    any, never shown); the webhook's own host is reached through it, so not checked."""
+    host = proxy.hostname or ""
+    port = proxy.port or (443 if proxy.scheme == "https" else 80)
+    variable = f"{scheme.upper()}_PROXY"
+    try:
+        with socket.create_connection((host, port), timeout):
+            pass
+    except OSError as exc:
+        detail = f"the proxy {host}:{port} ({variable}): cannot connect: {describe_error(exc)}"
+        return fail(label, detail, f"{variable} or NO_PROXY (the environment), {label}.url")
+    return ok(
+        label,
+        f"through the proxy {host}:{port} ({variable}), which accepts connections; the "
+        "webhook's host is reached through it (not checked; nothing sent)",
+    )
 
 
 def _smtp(label: str, channel: EmailChannel, settings: EmailSettings) -> Check:
