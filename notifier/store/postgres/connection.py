@@ -13,6 +13,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from notifier.store.base import StoreError
+from notifier.store.postgres import arrays
 from notifier.store.rows import Instance, WatchedJob
 from notifier.store.schema import migrations
 from notifier.store.shared import Summaries, display_url
@@ -111,9 +112,11 @@ def returned(cur: psycopg.Cursor[Any]) -> list[Any]:
 class PostgresConnection(Summaries):
     """A pool of connections to the database shared by the daemons, and its schema."""
 
-    # poll by a fifth but doubled the server's, and daemons share the work more evenly
-    # in small claims (BENCHMARKS.md).
-    requests_per_write = 1
+    # Four requests' polls per claim and per write, as on SQLite: since claims are HOT
+    # and a round's quiet polls one statement, client CPU per poll 0.68 and the
+    # server's 0.62 of one request's (BENCHMARKS.md, issue 25; it was the reverse when
+    # every poll was its own UPDATE and every claim rewrote the indexes).
+    requests_per_write = 4
 
     def __init__(
         self, url: str, instance: Instance | None = None, lease: float = 30.0, migrate: bool = True
@@ -133,6 +136,7 @@ class PostgresConnection(Summaries):
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, **CONNECTION_OPTIONS},
             check=ConnectionPool.check_connection,
+            configure=lambda conn: arrays.register(conn.adapters),
             timeout=CONNECT_TIMEOUT_S * 2,
             reconnect_timeout=CONNECT_TIMEOUT_S * 2,
             open=False,
