@@ -21,6 +21,7 @@ from notifier.store.columns import (
 )
 from notifier.store.grouping import Tx, touched_groups
 from notifier.store.groupstore import GroupStore
+from notifier.store.postgres.arrays import Bools, Float8s, Int4s, Int8s, Texts
 from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified, returned
 from notifier.store.postgres.outbox import enqueue
 from notifier.store.postgres.silences import HELD
@@ -98,7 +99,7 @@ _CHANGED = f"""
 # The quiet polls of a round (most polls) in one statement per width, whatever the
 # round's size: each column's values as one array, unnested in step (in id order, so
 # rows are locked in the order every writer takes them). Times are offsets, as in AT.
-# ``%b``: arrays sent in binary cost the client 2.6x less than as text (BENCHMARKS.md).
+# ``%b``: arrays sent in binary (see notifier/store/postgres/arrays.py and BENCHMARKS.md).
 _QUIET_FROM = """
     FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::float8[], %b::float8[],
                 %b::float8[], %b::float8[]{more})
@@ -152,10 +153,17 @@ def _quiet(
     return [row[0] for row in cur.execute(sql, _columns(rows, owner))]
 
 
+# The types of the columns of :func:`_polled`'s rows (:func:`_rescheduled`'s: the first 7).
+_COLUMN_TYPES = (Texts, Int8s, Float8s, Float8s, Float8s, Float8s, Float8s,
+                 Texts, Float8s, Int4s, Bools, Float8s, Int4s)  # fmt: skip
+
+
 def _columns(rows: list[tuple[Any, ...]], owner: str) -> tuple[Any, ...]:
     """Rows as the arrays of their columns, then the lease owner (the quiet statements'
     parameters)."""
-    return (*map(list, zip(*rows, strict=True)), owner)
+    columns = zip(*rows, strict=True)
+    kinds = _COLUMN_TYPES[: len(rows[0])]
+    return (*(kind(column) for kind, column in zip(kinds, columns, strict=True)), owner)
 
 
 def _changed(u: JobUpdate, base: float, owner: str) -> tuple[Any, ...]:
