@@ -3,6 +3,7 @@ progress moves (so every poll has an estimate), each job in a group of 10 with a
 deadline and two labels, against the same jobs alone, in one run: client CPU per 1,000
 job-polls. The grouped variant pays the at-risk probe of every write (the groups of the
 polled jobs that have a deadline and no warning yet, and their members' latest estimate).
+Both stores: SQLite, then one daemon on PostgreSQL (issue 25's third target).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 from bench.harness import Daemon, Simulator, Sizes, daemon_config, measure, workdir
 from bench.report import Row
 from bench.scenarios import Step, scenario
+from bench.scenarios.cluster import postgres
 from notifier.config import JobSpec
 from notifier.groups import GroupSpec
 from notifier.store import SqliteStore
+from notifier.store.postgres import PostgresStore
+from notifier.store.postgres.connection import AT
 
 ORDER = 16
 GROUP_SIZE = 10
@@ -28,25 +32,38 @@ ROWS = [
         <= 1.1 * m["groups.plain.cpu_ms_per_1000_polls"]),
     Row("  same jobs without group or labels (same run)", "groups.plain.cpu_ms_per_1000_polls",
         None, "", None),
+    Row("PostgreSQL: client CPU ms per 1,000 job-polls, grouped and labelled",
+        "groups.pg_grouped.cpu_ms_per_1000_polls", None, "within 10 % of without",
+        lambda m: m["groups.pg_grouped.cpu_ms_per_1000_polls"]
+        <= 1.1 * m["groups.pg_plain.cpu_ms_per_1000_polls"]),
+    Row("  same jobs without group or labels (same run)",
+        "groups.pg_plain.cpu_ms_per_1000_polls", None, "", None),
 ]  # fmt: skip
 
 
+def specs(ids: list[str], grouped: bool) -> tuple[list[GroupSpec], list[JobSpec]]:
+    """``ids`` as jobs, in groups of 10 with a deadline a day away and two labels when
+    ``grouped``."""
+    if not grouped:
+        return [], [JobSpec(id=job_id) for job_id in ids]
+    group = [f"run-{index // GROUP_SIZE:05d}" for index in range(len(ids))]
+    labels = {"team": "ml", "stage": "export"}
+    jobs = [
+        JobSpec(id=job_id, group=g, labels=labels) for job_id, g in zip(ids, group, strict=True)
+    ]
+    return [GroupSpec(id=name, deadline="1d") for name in sorted(set(group))], jobs
+
+
 def seed(state_path: Path, ids: list[str], grouped: bool) -> None:
-    """Watch ``ids`` (next polls spread over half a second), in groups of 10 with a
-    deadline a day away and two labels when ``grouped``."""
+    """Watch ``ids`` (next polls spread over half a second), as :func:`specs` says."""
     now = time.time()
+    groups, jobs = specs(ids, grouped)
     store = SqliteStore(state_path)
     try:
-        if grouped:
-            names = sorted({f"run-{i // GROUP_SIZE:05d}" for i in range(len(ids))})
-            store.sync_config_groups([GroupSpec(id=n, deadline="1d") for n in names], now)
+        store.sync_config_groups(groups, now)
         with store._transaction() as conn:
-            for index, job_id in enumerate(ids):
-                fields: dict[str, Any] = {}
-                if grouped:
-                    fields = {"group": f"run-{index // GROUP_SIZE:05d}",
-                              "labels": {"team": "ml", "stage": "export"}}  # fmt: skip
-                store._upsert(conn, JobSpec(id=job_id, **fields), "cli", now)
+            for job in jobs:
+                store._upsert(conn, job, "cli", now)
             conn.execute(
                 "UPDATE jobs SET next_poll_at = ? + (abs(random()) % 500) / 1000.0,"
                 " poll_interval = 0.5",
@@ -56,16 +73,39 @@ def seed(state_path: Path, ids: list[str], grouped: bool) -> None:
         store.close()
 
 
-def saturated(root: Path, sizes: Sizes, grouped: bool) -> dict[str, Any]:
-    """The daemon polling every job as fast as the cap allows."""
-    name = "grouped" if grouped else "plain"
+def seed_postgres(url: str, ids: list[str], grouped: bool) -> None:
+    """:func:`seed` on PostgreSQL."""
+    now = time.time()
+    groups, jobs = specs(ids, grouped)
+    store = PostgresStore(url)
+    try:
+        store.sync_config_groups(groups, now)
+        with store._transaction() as conn:
+            store._upsert(conn, jobs, "cli", now)
+            conn.execute(
+                f"UPDATE jobs SET next_poll_at = {AT} + random() / 2, poll_interval = 0.5",
+                (now,),
+            )
+    finally:
+        store.close()
+
+
+def saturated(root: Path, sizes: Sizes, grouped: bool, server: Any = None) -> dict[str, Any]:
+    """The daemon polling every job as fast as the cap allows (on ``server``'s
+    PostgreSQL when given, else SQLite)."""
+    name = ("pg_" if server else "") + ("grouped" if grouped else "plain")
     with workdir(root, f"groups-{name}") as work, Simulator() as sim:
         jobs = sim.workload(count=sizes.throughput_jobs // 2, seed=21, duration=[120, 240],
                             kinds=["linear"], prefix="Run:")  # fmt: skip
         ids = [job["id"] for job in jobs]
         state = work / "state.db"
-        seed(state, ids, grouped)
         config = daemon_config(sim, state, interval=0.5, max_interval=0.5, rate=1000)
+        if server is None:
+            seed(state, ids, grouped)
+        else:
+            del config["state_path"]
+            config["state_url"] = server.create_database(name)
+            seed_postgres(config["state_url"], ids, grouped)
         with Daemon(work, config) as daemon:
             window = measure(sim, daemon, warmup=2.0, seconds=sizes.throughput_seconds)
             errors = daemon.errors()
@@ -82,3 +122,6 @@ def saturated(root: Path, sizes: Sizes, grouped: bool) -> dict[str, Any]:
 def run(root: Path, sizes: Sizes, step: Step) -> None:
     step("groups.plain", lambda: saturated(root, sizes, False))
     step("groups.grouped", lambda: saturated(root, sizes, True))
+    with postgres() as server:
+        step("groups.pg_plain", lambda: saturated(root, sizes, False, server))
+        step("groups.pg_grouped", lambda: saturated(root, sizes, True, server))
