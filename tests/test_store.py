@@ -16,6 +16,7 @@ ones: several stores (daemons) with their own instances on one database.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -920,6 +921,29 @@ def test_pg_a_write_after_the_lease_was_lost_changes_nothing(
     assert slow.apply_polls([delivered]).created == 0
     assert states(other) == {"a": "done"}
     assert len(other.deliveries()) == 1
+
+
+def test_pg_quiet_polls_after_the_lease_was_lost_change_nothing_and_are_counted(
+    pg: Callable[..., PostgresStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A round of quiet polls is one statement: the rows whose lease moved on are left
+    alone, the others written, and the log says how many were not."""
+    slow, other = pg("slow", lease=0.5), pg("other")
+    slow.sync_config_jobs([spec("a"), spec("b"), spec("c")], NOW)
+    stale = {job.id: job for job in slow.claim_jobs(NOW, 10)}
+    taken = wait_until(lambda: other.claim_jobs(NOW, 1), 10)  # one lease runs out, is taken
+    quiet = [
+        update(job_id, state="watching", lease=stale[job_id].lease)._replace(
+            job=None, next_poll_at=NOW + 60, schedule_only=True
+        )
+        for job_id in sorted(stale)
+    ]
+    with caplog.at_level(logging.INFO, logger="notifier.store.postgres"):
+        assert slow.apply_polls(quiet).created == 0
+    assert "1 of 3 polls not recorded" in caplog.text
+    rows = {job.id: job for job in other.jobs()}
+    assert rows[taken[0].id].next_poll_at is not None and rows[taken[0].id].next_poll_at < NOW + 30
+    assert all(near(rows[i].next_poll_at, NOW + 60) for i in rows if i != taken[0].id)
 
 
 def test_pg_an_attempt_after_the_lease_was_lost_is_not_recorded(

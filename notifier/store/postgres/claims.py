@@ -106,8 +106,8 @@ _QUIET_FROM = """
          AS u(id, token, polled_at, next_poll_at, poll_interval, baseline_at, eta{names})
     WHERE jobs.id = u.id AND jobs.state = 'watching' AND jobs.lease_owner = %s
       AND jobs.lease_token = u.token
-    RETURNING jobs.id
 """
+_RETURNING_IDS = " RETURNING jobs.id"  # when the ids written matter (a round with events)
 _QUIET_SCHEDULE = f"""
     last_polled_at = {NOW} + u.polled_at, next_poll_at = {NOW} + u.next_poll_at,
     poll_interval = u.poll_interval, baseline_at = {NOW} + u.baseline_at,
@@ -150,7 +150,7 @@ def _quiet(
     statement; the ids written."""
     if not rows:
         return []
-    return [row[0] for row in cur.execute(sql, _columns(rows, owner))]
+    return [row[0] for row in cur.execute(sql + _RETURNING_IDS, _columns(rows, owner)).fetchall()]
 
 
 # The types of the columns of :func:`_polled`'s rows (:func:`_rescheduled`'s: the first 7).
@@ -270,10 +270,9 @@ class PostgresClaims(PostgresConnection, GroupStore):
             else:
                 sql, rows = _POLLED, [_polled(u, base) for u in updates]
             with conn.pipeline():
-                cur = conn.execute(sql, _columns(rows, owner))
+                written = conn.execute(sql, _columns(rows, owner))
                 conn.execute("COMMIT")
-            applied = [row[0] for row in cur]
-        _note_lost(len(updates) - len(applied), len(updates))
+        _note_lost(len(updates) - written.rowcount, len(updates))
         self._held.drop(u.job_id for u in updates)
         return PollsWritten(0)
 
