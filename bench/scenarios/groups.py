@@ -20,7 +20,7 @@ from notifier.config import JobSpec
 from notifier.groups import GroupSpec
 from notifier.store import SqliteStore
 from notifier.store.postgres import PostgresStore
-from notifier.store.postgres.connection import AT
+from notifier.store.postgres.connection import NOW
 
 ORDER = 16
 GROUP_SIZE = 10
@@ -83,8 +83,7 @@ def seed_postgres(url: str, ids: list[str], grouped: bool) -> None:
         with store._transaction() as conn:
             store._upsert(conn, jobs, "cli", now)
             conn.execute(
-                f"UPDATE jobs SET next_poll_at = {AT} + random() / 2, poll_interval = 0.5",
-                (now,),
+                f"UPDATE jobs SET next_poll_at = {NOW} + random() / 2, poll_interval = 0.5"
             )
     finally:
         store.close()
