@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, TypeVar, Union
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,17 +27,16 @@ from pydantic import (
     model_validator,
 )
 
-from notifier import callback_urls, jobfields
+from notifier import jobfields
 from notifier.channels import REGISTRY, CallbackSettings
 from notifier.channels.base import (
-    BEARER_HINT,
     DATASAUR_HINT,
     not_blank,
 )
-from notifier.channels.webhook import SigningSecret, check_http_url, masked
+from notifier.channels.webhook import check_http_url, masked
 from notifier.client_cert import ClientCert, ClientCertError
+from notifier.config_service import ApiSettings, ClusterSettings, Duration, MetricsSettings, Section
 from notifier.config_text import UniqueKeyLoader, expand_variables
-from notifier.durations import parse_duration
 from notifier.events import JobStatus
 from notifier.groups import GroupSpec, config_group_problems
 from notifier.jobfields import Deadline
@@ -50,7 +47,6 @@ from notifier.routing import Route
 DEFAULT_CONFIG_PATH = Path("/etc/datasaur-notifier/config.yaml")
 DEFAULT_ON_STATUS = (JobStatus.DELIVERED, JobStatus.FAILED)
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 HttpUrl = Annotated[str, BeforeValidator(check_http_url)]
 
 
@@ -63,11 +59,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasaurSettings(_Section):
+class DatasaurSettings(Section):
     """How to reach Datasaur's API."""
 
     graphql_url: HttpUrl = "https://app.datasaur.ai/graphql"
@@ -120,7 +112,7 @@ class DatasaurSettings(_Section):
         return f"{parts.scheme}://{parts.netloc}/api/oauth/token"
 
 
-class PollingSettings(_Section):
+class PollingSettings(Section):
     """When jobs are polled and when they are given up."""
 
     interval: Duration = Field(default=30.0, gt=0)
@@ -139,7 +131,7 @@ class PollingSettings(_Section):
         return self
 
 
-class DeliverySettings(_Section):
+class DeliverySettings(Section):
     """How notifications are retried."""
 
     timeout: Duration = Field(default=10.0, gt=0)
@@ -159,102 +151,6 @@ class DeliverySettings(_Section):
         return self
 
 
-class MetricsSettings(_Section):
-    """The Prometheus endpoint; off unless ``port`` is set."""
-
-    port: int | None = Field(default=None, ge=0, le=65535)
-    host: str = "127.0.0.1"
-
-
-MIN_TOKEN_LENGTH = 32
-
-
-class ApiToken(_Section):
-    """One bearer token of the HTTP API; logs show its ``name``, never the token."""
-
-    name: StrictStr = Field(min_length=1, max_length=64)
-    token: Annotated[SecretStr, BeforeValidator(not_blank(BEARER_HINT))]
-    scope: Literal["read", "write"] = "read"
-
-    @field_validator("token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
-            raise ValueError(
-                f"at least {MIN_TOKEN_LENGTH} characters (a random secret: {BEARER_HINT})"
-            )
-        return value
-
-
-def check_prefix(value: str) -> str:
-    """An ``allow_callback_urls`` entry: an absolute http(s) URL prefix."""
-    try:
-        callback_urls.parse(value)
-    except callback_urls.Refused as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
-class ApiSettings(_Section):
-    """The registration API; off unless the ``api`` section is present."""
-
-    listen: StrictStr
-    tokens: list[ApiToken] = Field(min_length=1)
-    allow_callback_urls: list[Annotated[StrictStr, AfterValidator(check_prefix)]] = []
-    callback_secret: SigningSecret | None = None
-    # Long-polls and event streams held at once (each holds a thread of its own).
-    max_waiters: int = Field(default=64, ge=1, le=1024)
-
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _host_port(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError('expected host:port as a string, e.g. "127.0.0.1:8765" (quote it)')
-        host, port = split_listen(value)
-        if not host or not 0 <= port <= 65535:
-            raise ValueError("expected host:port, e.g. 127.0.0.1:8765")
-        return value
-
-    @model_validator(mode="after")
-    def _distinct(self) -> ApiSettings:
-        names = [token.name for token in self.tokens]
-        if len(set(names)) != len(names):
-            raise ValueError("tokens: each token needs its own name")
-        values = [token.token.get_secret_value() for token in self.tokens]
-        if len(set(values)) != len(values):
-            raise ValueError("tokens: the same token is listed twice")
-        return self
-
-    @property
-    def host(self) -> str:
-        """The address to listen on."""
-        return split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """The port to listen on (0: any free port)."""
-        return split_listen(self.listen)[1]
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port``; the port -1 if missing or not a number."""
-    host, _, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    return host, int(port) if port.isdigit() else -1
-
-
-class ClusterSettings(_Section):
-    """Sharing one PostgreSQL store between daemons (see ``state_url``)."""
-
-    lease: Duration = Field(default=30.0, gt=0)
-    instance_name: StrictStr | None = None
-
-    @property
-    def name(self) -> str:
-        """``instance_name``, else ``<hostname>-<pid>``; shown to operators only."""
-        return self.instance_name or f"{socket.gethostname()}-{os.getpid()}"
-
-
 def check_state_url(value: Any) -> Any:
     """A libpq URL: ``postgresql://`` or ``postgres://``."""
     if isinstance(value, str) and urlsplit(value).scheme not in ("postgresql", "postgres"):
@@ -264,7 +160,7 @@ def check_state_url(value: Any) -> Any:
     return value
 
 
-class JobSpec(_Section):
+class JobSpec(Section):
     """One watched job as declared in the config or with ``watch``.
 
     ``labels`` always hold the implicit ``queue`` label (unless given); ``deadline`` is
@@ -314,7 +210,7 @@ def _callback_union() -> Any:
     return Annotated[Union[settings], Field(discriminator="type")]  # noqa: UP007
 
 
-class StateLocation(_Section):
+class StateLocation(Section):
     """Where the state lives: all that the commands which only read or change it need."""
 
     state_path: Path = Path("/var/lib/datasaur-notifier/state.db")

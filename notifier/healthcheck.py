@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from notifier.config import MetricsSettings
+from notifier.config_service import MetricsSettings
 from notifier.errors import describe_error
 
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}

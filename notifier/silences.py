@@ -19,7 +19,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from notifier.config import Duration, unknown_callback
+from notifier.config import unknown_callback
+from notifier.config_service import Duration
 from notifier.events import isoformat
 
 KEEP_ENDED = 7 * 86400.0

@@ -18,7 +18,7 @@ import requests
 from notifier.api import feed
 from notifier.api.app import Api
 from notifier.api.server import ApiServer
-from notifier.config import ApiSettings
+from notifier.config_service import ApiSettings
 from notifier.metrics import Health
 from notifier.store import NewEvent, SqliteStore
 from tests.support.waiting import wait_until

@@ -12,7 +12,8 @@ import pytest
 from falcon import testing
 
 from notifier.api.app import Api
-from notifier.config import ApiSettings, ConfigError, parse_config
+from notifier.config import ConfigError, parse_config
+from notifier.config_service import ApiSettings
 from notifier.metrics import Health
 from notifier.store import SqliteStore
 from tests.support.daemon import cli

@@ -30,7 +30,7 @@ class AckHandlers:
         self.api = api
 
     def routes(self) -> dict[tuple[str, str], Callable[..., None]]:
-        """Each (path, method) of :data:`models.ENDPOINTS` this module serves."""
+        """Each (path, method) of :data:`~notifier.api.openapi.ENDPOINTS` this module serves."""
         return {
             ("/v1/jobs/{job_id}/ack", "post"): self.ack_job,
             ("/v1/groups/{group_id}/ack", "post"): self.ack_group,

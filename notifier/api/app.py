@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import falcon
 
 from notifier import callback_urls, watchlist
-from notifier.api import models, static
+from notifier.api import models, openapi, static
 from notifier.api.acks import AckHandlers
 from notifier.api.feed import Feed
 from notifier.api.groups import GroupHandlers
@@ -36,7 +36,8 @@ from notifier.api.parsing import (
 from notifier.api.paths import add_routes
 from notifier.api.silences import SilenceHandlers
 from notifier.channels.base import CallbackSettings, host_of
-from notifier.config import ApiSettings, JobSpec, unknown_callback
+from notifier.config import JobSpec, unknown_callback
+from notifier.config_service import ApiSettings
 from notifier.groups import GroupEnded
 from notifier.jobfields import GroupConflict, label_filter
 from notifier.metrics import Health
@@ -177,7 +178,7 @@ class Api:
         resp.text = "ok\n" if problem is None else f"{problem}\n"
 
     def openapi(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
-        resp.media = models.openapi()
+        resp.media = openapi.openapi()
 
     def whoami(self, req: falcon.Request, resp: falcon.Response, caller: Caller | None) -> None:
         assert caller is not None
@@ -345,7 +346,7 @@ class Api:
     # --- the WSGI application -------------------------------------------------------------
 
     def wsgi(self) -> falcon.App[falcon.Request, falcon.Response]:
-        """The Falcon application serving :data:`models.ENDPOINTS`."""
+        """The Falcon application serving :data:`~notifier.api.openapi.ENDPOINTS`."""
         app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=[SecurityHeaders()])
         app.req_options.strip_url_path_trailing_slash = False
         app.set_error_serializer(_serialize_error)

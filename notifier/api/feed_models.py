@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from notifier.channels.base import EVENT_TYPES
-from notifier.config import Duration
+from notifier.config_service import Duration
 
 FEED_TYPES = (*EVENT_TYPES, "callback.paused", "callback.resumed")
 MAX_WAIT = 60.0

@@ -34,7 +34,7 @@ class GroupHandlers:
         self.api = api
 
     def routes(self) -> dict[tuple[str, str], Callable[..., None]]:
-        """Each (path, method) of :data:`models.ENDPOINTS` this module serves."""
+        """Each (path, method) of :data:`~notifier.api.openapi.ENDPOINTS` this module serves."""
         return {
             ("/v1/groups", "get"): self.list_all,
             ("/v1/groups/{group_id}", "get"): self.get,

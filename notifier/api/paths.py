@@ -1,4 +1,4 @@
-"""How :data:`models.ENDPOINTS` become Falcon routes.
+"""How :data:`~notifier.api.openapi.ENDPOINTS` become Falcon routes.
 
 A job or group id may hold any character, "/" included once percent-decoded, so the
 router takes the whole rest of the path after ``/v1/jobs/`` (``/v1/groups/``) as the
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from notifier.api import models
+from notifier.api import openapi
 from notifier.api.parsing import refuse_any_query
 
 if TYPE_CHECKING:
     from notifier.api.app import Api
 
 Handler = Callable[..., None]
-Entry = tuple[models.Endpoint, Handler]
+Entry = tuple[openapi.Endpoint, Handler]
 # The paths whose id may hold "/", with the name of that id.
 ID_PATHS = {"/v1/jobs/{job_id}": "job_id", "/v1/groups/{group_id}": "group_id"}
 
@@ -54,7 +54,7 @@ def add_routes(
     """Route every endpoint to its handler (``handlers`` by path and method)."""
     resources: dict[str, Resource] = {}
     actions: dict[tuple[str, str], dict[str, Entry]] = {}
-    for endpoint in models.ENDPOINTS:
+    for endpoint in openapi.ENDPOINTS:
         entry = (endpoint, handlers[(endpoint.path, endpoint.method)])
         method = endpoint.method.upper()
         base = next((b for b in ID_PATHS if endpoint.path.startswith(f"{b}/")), None)

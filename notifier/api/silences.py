@@ -27,7 +27,7 @@ class SilenceHandlers:
         self.api = api
 
     def routes(self) -> dict[tuple[str, str], Callable[..., None]]:
-        """Each (path, method) of :data:`models.ENDPOINTS` this module serves."""
+        """Each (path, method) of :data:`~notifier.api.openapi.ENDPOINTS` this module serves."""
         return {
             ("/v1/silences", "post"): self.add,
             ("/v1/silences", "get"): self.list_all,

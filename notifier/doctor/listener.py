@@ -9,7 +9,8 @@ import socket
 
 import requests
 
-from notifier.config import MIN_TOKEN_LENGTH, ApiSettings, Config, split_listen
+from notifier.config import Config
+from notifier.config_service import MIN_TOKEN_LENGTH, ApiSettings, split_listen
 from notifier.doctor.report import Check, fail, ok
 
 
