@@ -42,9 +42,6 @@ Bad control requests get HTTP 400 ``{"error": "..."}``.
 from __future__ import annotations
 
 import copy
-import hmac
-import math
-import secrets
 import threading
 import time
 from collections import deque
@@ -52,7 +49,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 from graphql import (
     ExecutionResult,
@@ -64,7 +60,7 @@ from graphql import (
 
 from notifier.httpserver import LocalHTTPServer, QuietHandler, Reply, json_reply, parse_json
 from notifier.standins.control import ControlApi
-from notifier.standins.faults import FAULT_KINDS, TOKEN_FAULT_KINDS, Fault, fault_reply
+from notifier.standins.faults import FAULT_KINDS, Fault, fault_reply
 from notifier.standins.graphql_schema import (
     Rejected,
     error_payload,
@@ -74,6 +70,7 @@ from notifier.standins.graphql_schema import (
     unauthorized_payload,
 )
 from notifier.standins.scripts import Step, auto_steps
+from notifier.standins.tokens import TokenEndpoint
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
 UNKNOWN_IDS = ("null", "omit")  # how getJobs answers an unknown id
@@ -181,10 +178,7 @@ class DatasaurSimulator(LocalHTTPServer):
         self._schema = job_schema(legacy_schema, tuple(extra_statuses))
         self._statuses = JOB_STATUSES | set(extra_statuses)
         self.set_quirks(unknown_ids=unknown_ids, order=order)
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._static_token = static_token
-        self._token_ttl = token_ttl
+        self.tokens = TokenEndpoint(client_id, client_secret, static_token, token_ttl)
         self._auto_jobs = auto_jobs
         self._auto_finish_after = auto_finish_after
         self._auth_failure_status = auth_failure_status
@@ -193,9 +187,7 @@ class DatasaurSimulator(LocalHTTPServer):
         self._lock = threading.Lock()
         self._jobs: dict[str, JobDict] = {}
         self._timelines: dict[str, _Timeline] = {}
-        self._tokens: dict[str, float] = {}
         self._faults: deque[Fault] = deque()
-        self._token_faults: deque[str] = deque()
         self._failing: dict[str, str] = {}
         self._broken: dict[str, str] = {}
         self._stats = SimulatorStats()
@@ -291,10 +283,7 @@ class DatasaurSimulator(LocalHTTPServer):
 
     def inject_token(self, kind: str, count: int = 1) -> None:
         """Queue ``count`` faults for the token endpoint ("http_500" or "http_401")."""
-        if kind not in TOKEN_FAULT_KINDS:
-            raise ValueError(f"unknown token fault kind {kind!r}")
-        with self._lock:
-            self._token_faults.extend([kind] * count)
+        self.tokens.inject(kind, count)
 
     def fail_job(self, job_id: str, message: str = "boom") -> None:
         """Make every query that asks for ``job_id`` answer a GraphQL error."""
@@ -321,14 +310,14 @@ class DatasaurSimulator(LocalHTTPServer):
         """Drop queued faults, token faults, failing and broken jobs."""
         with self._lock:
             self._faults.clear()
-            self._token_faults.clear()
+        self.tokens.clear_faults()
+        with self._lock:
             self._failing.clear()
             self._broken.clear()
 
     def revoke_tokens(self) -> None:
         """Invalidate every issued token (the static token stays valid)."""
-        with self._lock:
-            self._tokens.clear()
+        self.tokens.revoke()
 
     # Stats
 
@@ -359,7 +348,7 @@ class DatasaurSimulator(LocalHTTPServer):
         elif fault is not None:
             self._record(operation, _Counts())
             return fault_reply(fault)
-        if not self._token_ok(authorization):
+        if not self.tokens.accepts(authorization):
             self._record(operation, _Counts())
             return json_reply(self._auth_failure_status, unauthorized_payload())
         return self._execute(payload, operation)
@@ -368,17 +357,7 @@ class DatasaurSimulator(LocalHTTPServer):
         """Answer one ``POST /api/oauth/token``."""
         with self._lock:
             self._stats.token_requests += 1
-            fault = self._token_faults.popleft() if self._token_faults else None
-        if fault == "http_500":
-            return Reply(500, b"Internal Server Error", "text/plain")
-        form = {
-            name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()
-        }
-        if form.get("grant_type") != "client_credentials":
-            return json_reply(400, {"error": "unsupported_grant_type"})
-        if fault == "http_401" or not self._credentials_ok(form):
-            return json_reply(401, {"error": "invalid_client"})
-        return json_reply(200, self._issue_token())
+        return self.tokens.answer(body)
 
     def script_jobs(self, scripts: dict[str, list[Step]], started: float | None = None) -> None:
         """:meth:`script_job` for many jobs, their timelines starting at one moment."""
@@ -515,38 +494,6 @@ class DatasaurSimulator(LocalHTTPServer):
             stats.max_batch_size = max(stats.max_batch_size, counts.max_batch)
             stats.validation_errors.extend(invalid)
             stats.requests.append((time.monotonic(), operation, counts.ids))
-
-    def _token_ok(self, authorization: str | None) -> bool:
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return False
-        if self._static_token and hmac.compare_digest(token, self._static_token):
-            return True
-        with self._lock:
-            expiry = self._tokens.get(token)
-        return expiry is not None and expiry > time.monotonic()
-
-    def _credentials_ok(self, form: dict[str, str]) -> bool:
-        client_id = form.get("client_id", "")
-        client_secret = form.get("client_secret", "")
-        if self._client_id is None or self._client_secret is None:
-            return bool(client_id and client_secret)
-        return hmac.compare_digest(client_id, self._client_id) and hmac.compare_digest(
-            client_secret, self._client_secret
-        )
-
-    def _issue_token(self) -> dict[str, Any]:
-        token = secrets.token_hex(20)  # opaque, 40 hex digits, like Datasaur's
-        now = time.monotonic()
-        with self._lock:
-            self._tokens = {key: expiry for key, expiry in self._tokens.items() if expiry > now}
-            self._tokens[token] = now + self._token_ttl
-        return {
-            "access_token": token,
-            "token_type": "bearer",
-            "expires_in": math.ceil(self._token_ttl),
-        }
 
 
 def _request_errors(result: ExecutionResult) -> list[str]:
