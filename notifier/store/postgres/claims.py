@@ -22,7 +22,7 @@ from notifier.store.columns import (
 from notifier.store.grouping import Tx, touched_groups
 from notifier.store.groupstore import GroupStore
 from notifier.store.postgres.arrays import Bools, Float8s, Int4s, Int8s, Texts
-from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified, returned
+from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified
 from notifier.store.postgres.outbox import enqueue
 from notifier.store.postgres.silences import HELD
 from notifier.store.rows import (
@@ -80,27 +80,12 @@ _CLAIM_DELIVERIES = f"""
 """
 # What a poll writes, in three widths: the schedule alone (most polls), every poll's
 # columns, and those with the job itself when the poll found something new. Each is
-# accepted only while the caller's lease holds, and gives the job back.
-_SCHEDULE_SET = f"""
-    last_polled_at = {AT}, next_poll_at = {AT}, poll_interval = %s, baseline_at = {AT},
-    eta = {AT}, lease_owner = NULL, lease_until = NULL
-"""
-_POLLED_SET = f"""{_SCHEDULE_SET}, last_error = %s, changed_at = {AT}, stalls = %s,
-    stalled = %s, started_at = {AT}, baseline_progress = %s
-"""
-_POLL_GUARD = "WHERE id = %s AND state = 'watching' AND lease_owner = %s AND lease_token = %s"
-_CHANGED = f"""
-    UPDATE jobs SET {_POLLED_SET}, state = %s, status = %s, progress = %s,
-                    job = coalesce(%s, job),
-                    job_updated_at = CASE WHEN %s THEN %s ELSE job_updated_at END,
-                    at_risk_at = CASE WHEN %s THEN {AT} ELSE at_risk_at END
-    {_POLL_GUARD} RETURNING id
-"""
-# The quiet polls of a round (most polls) in one statement per width, whatever the
-# round's size: each column's values as one array, unnested in step (in id order, so
-# rows are locked in the order every writer takes them). Times are offsets, as in AT.
+# accepted only while the caller's lease holds, and gives the job back. A round's polls
+# are one statement per width, whatever the round's size: each column's values as one
+# array, unnested in step (in id order, so rows are locked in the order every writer
+# takes them). Times are offsets, as in AT.
 # ``%b``: arrays sent in binary (see notifier/store/postgres/arrays.py and BENCHMARKS.md).
-_QUIET_FROM = """
+_FROM_ARRAYS = """
     FROM unnest(%b::text[], %b::bigint[], %b::float8[], %b::float8[], %b::float8[],
                 %b::float8[], %b::float8[]{more})
          AS u(id, token, polled_at, next_poll_at, poll_interval, baseline_at, eta{names})
@@ -108,18 +93,29 @@ _QUIET_FROM = """
       AND jobs.lease_token = u.token
 """
 _RETURNING_IDS = " RETURNING jobs.id"  # when the ids written matter (a round with events)
-_QUIET_SCHEDULE = f"""
+_SCHEDULE_SET = f"""
     last_polled_at = {NOW} + u.polled_at, next_poll_at = {NOW} + u.next_poll_at,
     poll_interval = u.poll_interval, baseline_at = {NOW} + u.baseline_at,
     eta = {NOW} + u.eta, lease_owner = NULL, lease_until = NULL
 """
-_RESCHEDULED = f"UPDATE jobs SET {_QUIET_SCHEDULE}" + _QUIET_FROM.format(more="", names="")
-_POLLED = f"""UPDATE jobs SET {_QUIET_SCHEDULE}, last_error = u.last_error,
+_POLLED_SET = f"""{_SCHEDULE_SET}, last_error = u.last_error,
     changed_at = {NOW} + u.changed_at, stalls = u.stalls, stalled = u.stalled,
     started_at = {NOW} + u.started_at, baseline_progress = u.baseline_progress
-""" + _QUIET_FROM.format(
-    more=", %b::text[], %b::float8[], %b::int[], %b::bool[], %b::float8[], %b::int[]",
-    names=", last_error, changed_at, stalls, stalled, started_at, baseline_progress",
+"""
+_POLLED_ARRAYS = ", %b::text[], %b::float8[], %b::int[], %b::bool[], %b::float8[], %b::int[]"
+_POLLED_NAMES = ", last_error, changed_at, stalls, stalled, started_at, baseline_progress"
+_RESCHEDULED = f"UPDATE jobs SET {_SCHEDULE_SET}" + _FROM_ARRAYS.format(more="", names="")
+_POLLED = f"UPDATE jobs SET {_POLLED_SET}" + _FROM_ARRAYS.format(
+    more=_POLLED_ARRAYS, names=_POLLED_NAMES
+)
+_CHANGED = f"""UPDATE jobs SET {_POLLED_SET}, state = u.state, status = u.status,
+    progress = u.progress, job = coalesce(u.job, jobs.job),
+    job_updated_at = CASE WHEN u.has_job THEN u.updated_at ELSE jobs.job_updated_at END,
+    at_risk_at = CASE WHEN u.at_risk THEN {NOW} + u.polled_at ELSE jobs.at_risk_at END
+""" + _FROM_ARRAYS.format(
+    more=_POLLED_ARRAYS + ", %b::text[], %b::text[], %b::int[], %b::text[], %b::bool[],"
+    " %b::text[], %b::bool[]",
+    names=_POLLED_NAMES + ", state, status, progress, job, has_job, updated_at, at_risk",
 )
 
 
@@ -143,19 +139,21 @@ def _polled(u: JobUpdate, base: float) -> tuple[Any, ...]:
             bool(u.stalled), at(u.started_at, base), _int(u.baseline_progress))  # fmt: skip
 
 
-def _quiet(
+def _written(
     cur: psycopg.Cursor[Any], sql: str, rows: list[tuple[Any, ...]], owner: str
 ) -> list[str]:
-    """Write quiet polls (rows of :func:`_rescheduled` or :func:`_polled`) in one
-    statement; the ids written."""
+    """Write polls of one width (rows of :func:`_rescheduled`, :func:`_polled` or
+    :func:`_changed`) in one statement; the ids written."""
     if not rows:
         return []
     return [row[0] for row in cur.execute(sql + _RETURNING_IDS, _columns(rows, owner)).fetchall()]
 
 
-# The types of the columns of :func:`_polled`'s rows (:func:`_rescheduled`'s: the first 7).
+# The types of the columns of :func:`_changed`'s rows (:func:`_polled`'s: the first 13,
+# :func:`_rescheduled`'s: the first 7).
 _COLUMN_TYPES = (Texts, Int8s, Float8s, Float8s, Float8s, Float8s, Float8s,
-                 Texts, Float8s, Int4s, Bools, Float8s, Int4s)  # fmt: skip
+                 Texts, Float8s, Int4s, Bools, Float8s, Int4s,
+                 Texts, Texts, Int4s, Texts, Bools, Texts, Bools)  # fmt: skip
 
 
 def _columns(rows: list[tuple[Any, ...]], owner: str) -> tuple[Any, ...]:
@@ -166,18 +164,10 @@ def _columns(rows: list[tuple[Any, ...]], owner: str) -> tuple[Any, ...]:
     return (*(kind(column) for kind, column in zip(kinds, columns, strict=True)), owner)
 
 
-def _changed(u: JobUpdate, base: float, owner: str) -> tuple[Any, ...]:
-    """``_CHANGED``'s parameters for ``u``."""
-    schedule = (at(u.polled_at, base), at(u.next_poll_at, base), u.poll_interval,
-                at(u.baseline_at, base), at(u.eta, base))  # fmt: skip
-    return (*schedule, u.last_error, at(u.changed_at, base), u.stalls, u.stalled,
-            at(u.started_at, base), u.baseline_progress, *_changes(u), u.at_risk,
-            at(u.polled_at, base), u.job_id, owner, u.lease)  # fmt: skip
-
-
-def _changes(u: JobUpdate) -> tuple[Any, ...]:
-    return (u.state, u.status, u.progress, dumps(u.job), u.job is not None,
-            updated_at_of(u.job))  # fmt: skip
+def _changed(u: JobUpdate, base: float) -> tuple[Any, ...]:
+    """A row of :data:`_CHANGED`: :func:`_polled`'s, then what the poll found."""
+    return (*_polled(u, base), u.state, u.status, _int(u.progress), dumps(u.job),
+            u.job is not None, updated_at_of(u.job), bool(u.at_risk))  # fmt: skip
 
 
 def _one_statement(updates: Sequence[JobUpdate]) -> bool:
@@ -236,14 +226,12 @@ class PostgresClaims(PostgresConnection, GroupStore):
                 elif is_quiet(u):
                     quiet.append(_polled(u, base))
                 else:
-                    changed.append(_changed(u, base, owner))
+                    changed.append(_changed(u, base))
             # Polls that found nothing new (most) leave state, status and the stored job
             # alone; a fixed order of statements, each in id order.
-            applied = set(_quiet(cur, _RESCHEDULED, schedules, owner))
-            applied.update(_quiet(cur, _POLLED, quiet, owner))
-            if changed:
-                cur.executemany(_CHANGED, changed, returning=True)
-                applied.update(returned(cur))
+            applied = set(_written(cur, _RESCHEDULED, schedules, owner))
+            applied.update(_written(cur, _POLLED, quiet, owner))
+            applied.update(_written(cur, _CHANGED, changed, owner))
             _note_lost(len(updates) - len(applied), len(updates))
             events: list[tuple[str | None, NewEvent, float]] = [
                 (u.job_id, e, u.polled_at) for u in updates if u.job_id in applied for e in u.events
