@@ -342,8 +342,8 @@ class Daemon:
         pruned = self.store.housekeeping(time.time(), self.config.retention)
         if any(pruned):
             log.info(
-                "retention: removed %d finished jobs, %d deliveries, %d attempts and %d feed"
-                " events older than %s",
+                "retention: removed %d finished jobs, %d deliveries, %d attempts, %d feed"
+                " events and %d ended groups older than %s",
                 *pruned,
                 format_duration(self.config.retention),
             )

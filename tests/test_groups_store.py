@@ -245,6 +245,7 @@ def test_retention_forgets_an_ended_group_once_its_members_are_gone(store: Any) 
     register(store, "running", "R:1")
     finish(store, ["O:1"])
     later = time.time() + 10 * 86400
-    store.housekeeping(later, 86400)
+    pruned = store.housekeeping(later, 86400)
+    assert (pruned.jobs, pruned.groups) == (1, 1)
     assert [v.group.id for v in store.groups()] == ["running"]
     assert store.jobs(job_id="O:1") == []

@@ -247,6 +247,7 @@ class PruneCounts(NamedTuple):
     deliveries: int = 0
     attempts: int = 0
     events: int = 0
+    groups: int = 0
 
     def __add__(self, other: object) -> PruneCounts:
         assert isinstance(other, PruneCounts)

@@ -44,10 +44,12 @@ class PostgresMaintenance(PostgresConnection):
                 if not retention:
                     return total
                 counts, more = self._prune(conn, now - retention)
+                groups = 0
                 if not more:  # ended groups whose members are gone
-                    prune_groups(Tx(conn.execute, postgres=True, stamp=at), now - retention)
+                    tx = Tx(conn.execute, postgres=True, stamp=at)
+                    groups = prune_groups(tx, now - retention)
                 events = prune_events(conn, now - retention, PRUNE_BATCH)
-            total += counts + PruneCounts(events=events)
+            total += counts + PruneCounts(events=events, groups=groups)
             if not more and events < PRUNE_BATCH:
                 break
         return total

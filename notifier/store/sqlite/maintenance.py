@@ -47,7 +47,9 @@ class SqliteMaintenance(SqliteConnection):
             if len(ids) < PRUNE_BATCH:
                 break
         with self._transaction() as conn:  # ended groups whose members are gone
-            prune_groups(Tx(conn.execute, postgres=False), now - retention)
+            total += PruneCounts(
+                groups=prune_groups(Tx(conn.execute, postgres=False), now - retention)
+            )
         for _ in range(PRUNE_BATCHES):
             with self._transaction() as conn:
                 removed = prune_events(conn, now - retention, PRUNE_BATCH)
