@@ -610,8 +610,7 @@ def test_no_secret_in_any_output_after_a_run_with_faults(
     tokens: set[str] = set()
 
     def remember_tokens() -> None:
-        with simulator._lock:
-            tokens.update(simulator._tokens)
+        tokens.update(simulator.tokens.issued())
 
     outputs: list[str] = []
     try:

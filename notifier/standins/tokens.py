@@ -47,6 +47,13 @@ class TokenEndpoint:
         with self._lock:
             self._faults.clear()
 
+    def issued(self) -> list[str]:
+        """The tokens handed out and not yet expired or revoked (tests look for them in
+        the daemon's output)."""
+        now = time.monotonic()
+        with self._lock:
+            return [token for token, expiry in self._issued.items() if expiry > now]
+
     def revoke(self) -> None:
         """Invalidate every issued token (the static token stays valid)."""
         with self._lock:
