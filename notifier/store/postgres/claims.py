@@ -193,7 +193,7 @@ class PostgresClaims(PostgresConnection, GroupStore):
     def claim_jobs(self, now: float, limit: int) -> list[WatchedJob]:
         """Lease up to ``limit`` jobs due by ``now`` that no live lease holds."""
         owner = self._owner()
-        rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease))
+        rows = self._query(_CLAIM_JOBS, (at(now), limit, owner.id, self.lease), binary=True)
         rows.sort(key=lambda row: (row[CLAIM_WIDTH + 1], row[0]))  # most overdue first
         _count_takeovers("job", [row[CLAIM_WIDTH + 2] for row in rows], owner.id)
         jobs = [claimed_row(row, owner=owner.name, lease=row[CLAIM_WIDTH]) for row in rows]
