@@ -700,6 +700,31 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
     db.close()
 
 
+def test_sqlite_commits_a_round_of_quiet_polls_without_the_fsync_and_all_else_with_it(
+    sqlite_store: SqliteStore,
+) -> None:
+    """A quiet round (schedules only) at synchronous=NORMAL; any write after it at FULL."""
+    sqlite_store.sync_config_jobs([spec("a"), spec("b")], NOW)
+    full, normal = 2, 1
+
+    def level() -> int:
+        return int(sqlite_store._conn().execute("PRAGMA synchronous").fetchone()[0])
+
+    assert level() == full
+    quiet = update("a", state="watching")._replace(job=None, schedule_only=True)
+    sqlite_store.apply_polls([quiet])
+    assert level() == normal
+    assert sqlite_store.jobs()[0].next_poll_at == NOW + 1  # recorded all the same
+    sqlite_store.watch(spec("c"), NOW)
+    assert level() == full
+    sqlite_store.apply_polls([quiet])
+    sqlite_store.apply_polls([update("b", delivered_event("b", "hook"))])  # an event
+    assert level() == full
+    in_group = quiet._replace(group="run-1", eta=NOW + 60)  # may put its group at risk
+    sqlite_store.apply_polls([in_group])
+    assert level() == full
+
+
 def test_sqlite_creates_the_file_and_its_directory_with_wal(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "state.db"
     store = SqliteStore(path)

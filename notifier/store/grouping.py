@@ -34,7 +34,7 @@ from notifier.groups import (
 )
 from notifier.jobfields import metadata_text
 from notifier.store.columns import JOB_COLUMNS, dumps, job_row, json_object
-from notifier.store.rows import Cursor, NewEvent, WatchedJob
+from notifier.store.rows import Cursor, NewEvent, WatchedJob, is_quiet
 
 log = logging.getLogger("notifier.store")
 GROUP_COLUMNS = (
@@ -117,6 +117,15 @@ def touched_groups(
         elif u.eta is not None and u.eta > estimated.get(u.group, 0.0):
             estimated[u.group] = u.eta
     return ended, estimated, now
+
+
+def records_only_schedules(updates: Sequence[Any]) -> bool:
+    """Whether a poll write is quiet polls only (:func:`~notifier.store.rows.is_quiet`)
+    with no group to settle: it records schedules and estimates, nothing to notify."""
+    if not all(is_quiet(u) for u in updates):
+        return False
+    ended, estimated, _ = touched_groups(updates, ())
+    return not ended and not estimated
 
 
 def group_row(row: Sequence[Any]) -> Group:

@@ -19,7 +19,7 @@ from notifier.store.columns import (
     delivery_row,
     dumps,
 )
-from notifier.store.grouping import Tx, touched_groups
+from notifier.store.grouping import Tx, records_only_schedules, touched_groups
 from notifier.store.groupstore import GroupStore
 from notifier.store.postgres.arrays import Bools, Float8s, Int4s, Int8s, Texts
 from notifier.store.postgres.connection import AT, NOW, PostgresConnection, at, qualified
@@ -176,10 +176,7 @@ def _one_statement(updates: Sequence[JobUpdate]) -> bool:
     if not updates:
         return False
     width = updates[0].schedule_only
-    if not all(u.schedule_only == width and is_quiet(u) for u in updates):
-        return False
-    ended, estimated, _ = touched_groups(updates, ())
-    return not ended and not estimated
+    return all(u.schedule_only == width for u in updates) and records_only_schedules(updates)
 
 
 def _note_lost(lost: int, of: int) -> None:

@@ -93,15 +93,24 @@ class SqliteConnection(Summaries):
                 conn.execute("PRAGMA synchronous = FULL")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot use state file {self.path}: {exc}") from None
-            self._local.conn = conn
+            self._local.conn, self._local.durable = conn, True
             with self._lock:
                 self._connections.append(conn)
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``BEGIN IMMEDIATE`` so that the busy timeout applies."""
+    def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``BEGIN IMMEDIATE`` so that the busy timeout applies.
+
+        ``durable=False`` (a round of quiet polls: schedules only) commits without the
+        fsync (``synchronous=NORMAL``). A power cut may then undo it, and the jobs are
+        polled again sooner. Nothing else is lost: the WAL is one file, so the next
+        durable commit's fsync makes every earlier frame durable too.
+        """
         conn = self._conn()
+        if durable != self._local.durable:
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._local.durable = durable
         try:
             conn.execute("BEGIN IMMEDIATE")
             yield conn

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifier.store.columns import CLAIM_COLUMNS, SCHEDULE_COLUMNS, claimed_row, dumps
-from notifier.store.grouping import Tx, touched_groups
+from notifier.store.grouping import Tx, records_only_schedules, touched_groups
 from notifier.store.groupstore import GroupStore
 from notifier.store.rows import JobUpdate, PollsWritten, WatchedJob, is_quiet, updated_at_of
 from notifier.store.sqlite.connection import SqliteConnection
@@ -84,7 +84,7 @@ class SqlitePolls(SqliteConnection, GroupStore):
                 quiet.append((*_polled(u), u.job_id))
             else:
                 changed.append(u)
-        with self._transaction() as conn:
+        with self._transaction(durable=not records_only_schedules(updates)) as conn:
             # Polls that found nothing new (most) leave state, status and the stored job
             # alone: one statement per shared schedule, and one for the other quiet ones.
             # The others one by one, so that a poll's events are recorded only if the job
