@@ -17,6 +17,7 @@ ones: several stores (daemons) with their own instances on one database.
 from __future__ import annotations
 
 import logging
+import select
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from notifier.store import (
     WatchedJob,
 )
 from notifier.store.postgres import PostgresStore
+from notifier.store.postgres.connection import check_quiet_socket
 from notifier.store.rows import is_quiet
 from notifier.store.schema import migrations
 from tests.support.smtp import free_port
@@ -810,6 +812,24 @@ def pg(postgres_url: str) -> Iterator[Callable[..., PostgresStore]]:
     yield open_store
     for store in opened:
         store.close()
+
+
+def test_the_pool_check_passes_a_quiet_connection_and_fails_one_whose_backend_is_gone(
+    postgres_url: str,
+) -> None:
+    """check_quiet_socket: no round trip for a live idle connection; a connection whose
+    server went away (here its backend terminated) is refused, so the pool tries another."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        check_quiet_socket(conn)
+        conn.execute("SELECT 1").fetchall()
+        check_quiet_socket(conn)  # its answers read: quiet again
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        wait_until(lambda: select.select([conn.fileno()], [], [], 0)[0], message="FATAL read")
+        with pytest.raises(psycopg.OperationalError):
+            check_quiet_socket(conn)
+        with pytest.raises(psycopg.OperationalError):
+            check_quiet_socket(conn)  # and stays refused
 
 
 def outbox(pg: Callable[..., PostgresStore], job_ids: list[str], *callbacks: str) -> None:

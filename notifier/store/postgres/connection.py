@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -56,6 +57,23 @@ def at(timestamp: float | None, base: float | None = None) -> float | None:
     if timestamp is None:
         return None
     return timestamp - (time.time() if base is None else base)
+
+
+def check_quiet_socket(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it hands out, without a round trip while the
+    connection's socket has nothing to read.
+
+    An idle connection's server sends nothing unless it goes away (a restart, a
+    terminated backend: the socket reads its FATAL message or the close) or has news
+    (a notice); only then is the connection asked an empty query, as psycopg_pool's own
+    check does every time (~90 µs of CPU, 3 per poll round: BENCHMARKS.md, issue 25). A
+    connection whose check raises is discarded and another one tried.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
 
 
 class HeldJobs:
@@ -135,7 +153,7 @@ class PostgresConnection(Summaries):
             min_size=1,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, **CONNECTION_OPTIONS},
-            check=ConnectionPool.check_connection,
+            check=check_quiet_socket,
             configure=lambda conn: arrays.register(conn.adapters),
             timeout=CONNECT_TIMEOUT_S * 2,
             reconnect_timeout=CONNECT_TIMEOUT_S * 2,
