@@ -46,7 +46,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +70,7 @@ from notifier.standins.graphql_schema import (
     unauthorized_payload,
 )
 from notifier.standins.scripts import Step, auto_steps
+from notifier.standins.stats import RequestCounts, SimulatorStats
 from notifier.standins.tokens import TokenEndpoint
 
 JOB_STATUSES = frozenset({"NONE", "QUEUED", "IN_PROGRESS", "FAILED", "DELIVERED"})
@@ -80,41 +81,9 @@ JobDict = dict[str, Any]
 
 
 @dataclass
-class SimulatorStats:
-    """Counters of what the simulator was asked."""
-
-    graphql_requests: int = 0
-    token_requests: int = 0
-    get_job_calls: int = 0
-    get_jobs_calls: int = 0
-    job_polls: int = 0
-    max_batch_size: int = 0
-    validation_errors: list[str] = field(default_factory=list)
-    requests: list[tuple[float, str | None, int]] = field(default_factory=list)
-
-
-@dataclass
 class _Timeline:
     start: float
     steps: list[Step]
-
-
-@dataclass
-class _Counts:
-    """Per-request counters, passed to resolvers as the GraphQL context."""
-
-    get_job: int = 0
-    get_jobs: int = 0
-    ids: int = 0
-    max_batch: int = 0
-
-    def add(self, n_ids: int, *, batch: bool) -> None:
-        if batch:
-            self.get_jobs += 1
-        else:
-            self.get_job += 1
-        self.ids += n_ids
-        self.max_batch = max(self.max_batch, n_ids)
 
 
 class _SimulatorHandler(QuietHandler):
@@ -346,10 +315,10 @@ class DatasaurSimulator(LocalHTTPServer):
             if self.pause(fault.delay):
                 return None
         elif fault is not None:
-            self._record(operation, _Counts())
+            self._record(operation, RequestCounts())
             return fault_reply(fault)
         if not self.tokens.accepts(authorization):
-            self._record(operation, _Counts())
+            self._record(operation, RequestCounts())
             return json_reply(self._auth_failure_status, unauthorized_payload())
         return self._execute(payload, operation)
 
@@ -375,13 +344,13 @@ class DatasaurSimulator(LocalHTTPServer):
     def _execute(self, payload: Any, operation: str | None) -> Reply:
         query = payload.get("query") if isinstance(payload, dict) else None
         if not isinstance(query, str):
-            self._record(operation, _Counts())
+            self._record(operation, RequestCounts())
             return json_reply(400, error_payload("Expected a JSON body with a 'query' string"))
         prepared = prepare(self._schema, query)
         if isinstance(prepared, Rejected):
-            self._record(operation, _Counts(), [error.message for error in prepared.errors])
+            self._record(operation, RequestCounts(), [error.message for error in prepared.errors])
             return json_reply(self._rejection_status, rejected_payload(prepared))
-        counts = _Counts()
+        counts = RequestCounts()
         result = execute_sync(
             self._schema,
             prepared,
@@ -485,15 +454,11 @@ class DatasaurSimulator(LocalHTTPServer):
                     return fault
             return None
 
-    def _record(self, operation: str | None, counts: _Counts, invalid: Sequence[str] = ()) -> None:
+    def _record(
+        self, operation: str | None, counts: RequestCounts, invalid: Sequence[str] = ()
+    ) -> None:
         with self._lock:
-            stats = self._stats
-            stats.get_job_calls += counts.get_job
-            stats.get_jobs_calls += counts.get_jobs
-            stats.job_polls += counts.ids
-            stats.max_batch_size = max(stats.max_batch_size, counts.max_batch)
-            stats.validation_errors.extend(invalid)
-            stats.requests.append((time.monotonic(), operation, counts.ids))
+            self._stats.record(operation, counts, invalid)
 
 
 def _request_errors(result: ExecutionResult) -> list[str]:
