@@ -8,6 +8,7 @@ got, what ``status`` shows, what the stand-in counted.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from notifier.standins.receiver import WebhookReceiver
 from notifier.standins.simulator import DatasaurSimulator
 from tests.conftest import base_config, webhook
-from tests.support.daemon import DaemonProcess, status
+from tests.support.daemon import DaemonProcess, status, write_config
 from tests.support.waiting import wait_until
 
 Factory = Callable[..., DaemonProcess]
@@ -149,6 +150,42 @@ def test_legacy_schema_costs_one_rejected_request_in_the_whole_run(
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
     assert "createdAt, updatedAt, additionalData" in warnings[0]
     assert "one by one" not in daemon.output and "rejected" not in daemon.output
+
+
+@pytest.mark.parametrize(
+    "simulator",
+    [{"legacy_schema": True, "rejection_status": 500}, {"legacy_schema": True}],
+    ids=["rejected-at-http-500", "rejected-at-http-200"],
+    indirect=True,
+)
+def test_stepped_down_selection_survives_sighup_and_a_5xx_rejection_is_no_outage(
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+    daemon_factory: Factory,
+    tmp_path: Path,
+) -> None:
+    """A selection rejected with HTTP 500 steps down like one rejected with 200 (not read
+    as "API down"), and a SIGHUP that rebuilds the client (a Datasaur setting changed,
+    the same server) keeps the selection found: no second rejected request."""
+    simulator.set_job("a", "IN_PROGRESS", 10)
+    config = watching(simulator, receiver, tmp_path, ["a", "b"])
+    daemon = daemon_factory(config)
+    wait_until(lambda: simulator.stats().job_polls >= 4, 10)
+    assert refused_requests(simulator) == 1
+
+    config["datasaur"]["timeout"] = "7s"  # a changed Datasaur section: a new client
+    write_config(daemon.config, config)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    seen = simulator.stats().job_polls
+    wait_until(lambda: simulator.stats().job_polls >= seen + 4, 10)
+    for job_id in ("a", "b"):
+        finish(simulator, job_id)
+        assert delivered(receiver, job_id)["data"]["job"]["result"] == RESULT
+    assert daemon.stop() == 0
+    assert refused_requests(simulator) == 1, simulator.stats().requests[:5]
+    assert "polling paused" not in daemon.output and "unavailable" not in daemon.output
+    assert "Traceback" not in daemon.output
 
 
 @pytest.mark.parametrize("simulator", [{"auth_failure_status": 200}], indirect=True)
