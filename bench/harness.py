@@ -50,6 +50,9 @@ class Sizes:
 
     throughput_jobs: int = 5_000
     throughput_seconds: float = 8.0
+    # Several daemons: more jobs than one daemon can poll (each is due twice a second),
+    # so that the demand is not the ceiling.
+    cluster_jobs: int = 20_000
     cadence_seconds: float = 30.0
     footprint_jobs: tuple[int, ...] = (1_000, 10_000, 100_000)
     footprint_settle: float = 6.0
@@ -66,6 +69,7 @@ FULL = Sizes()
 QUICK = Sizes(
     throughput_jobs=2_000,
     throughput_seconds=4.0,
+    cluster_jobs=8_000,
     cadence_seconds=10.0,
     footprint_jobs=(1_000, 10_000, 100_000),
     footprint_settle=4.0,
