@@ -153,15 +153,15 @@ def cluster_throughput(root: Path, sizes: Sizes, instances: int) -> dict[str, An
         finally:
             for daemon in daemons:
                 daemon.stop()
-    polls = after["job_polls"] - before["job_polls"]
+    polls, seconds = after["job_polls"] - before["job_polls"], t1 - t0
     return {
         "instances": instances,
-        "polls_per_s": polls / (t1 - t0),
+        "polls_per_s": polls / seconds,
         "cpu_ms_per_1000_polls": 1e6 * (cpu1 - cpu0) / max(polls, 1),
         "db_cpu_ms_per_1000_polls": 1e6 * (db1 - db0) / max(polls, 1),
-        "sim_cores": (sim1 - sim0) / (t1 - t0),
-        "daemon_cores": (cpu1 - cpu0) / (t1 - t0),
-        "db_cores": (db1 - db0) / (t1 - t0),
+        "sim_cores": (sim1 - sim0) / seconds,
+        "daemon_cores": (cpu1 - cpu0) / seconds,
+        "db_cores": (db1 - db0) / seconds,
         "requests_per_1000_polls": 1000
         * (after["graphql_requests"] - before["graphql_requests"])
         / max(polls, 1),
