@@ -48,6 +48,7 @@ SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 HEARTBEAT = 5.0
 CONNECT_FOR = 30.0  # an unreachable database at start is retried for this long
 STOP_WAIT = 7.0  # after SIGTERM, the work in flight is waited for this long at most
+RETIRE_WAIT = 1.0  # then giving the leases back waits this long at most for the store
 STORE_BACKOFF = (0.5, 10.0)  # first and longest wait after a failed store call
 
 
@@ -142,6 +143,7 @@ class Daemon:
         self.instance = Instance(config.cluster.name, config.cluster.lease, __version__)
         self.health = Health(stall_after=max(30.0, 10 * tick_seconds(config)))
         self.store_failures = 0
+        self.store_closed = False  # by a stop during a database outage
         self.store_retry_at = 0.0
         # Set when a stop left work in flight: its threads are not waited for on exit.
         self.abandoned = False
@@ -169,8 +171,8 @@ class Daemon:
                 log.error("%s", exc)
                 return 1
             finally:
-                if not self.abandoned:  # an attempt in flight may still use it
-                    self.store.close()
+                if not self.abandoned and not self.store_closed:  # an attempt in flight
+                    self.store.close()  # may still use it
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -280,6 +282,7 @@ class Daemon:
             ("deliver", self._deliver_tick, every),
             ("lease", self._lease_tick, config.cluster.lease / 3),
             ("housekeeping", self._housekeeping_tick, housekeeping_seconds(config)),
+            ("status", self._status_tick, HEARTBEAT),
         )
         for job_id, func, seconds in ticks:
             self.scheduler.add_job(
@@ -365,14 +368,21 @@ class Daemon:
         return f"watching {watching} jobs, {pending} deliveries pending"
 
     def _summary_or_outage(self) -> str:
+        """The summary, without asking a store that failed last time (it would wait)."""
+        if self.store_failures:
+            return "state store unavailable"
         try:
             return self.summary()
         except StoreError:
             return "state store unavailable"
 
+    def _status_tick(self) -> None:
+        """systemd's STATUS= line, from a tick: the main thread, which answers signals
+        and the watchdog, never waits on the store."""
+        self.systemd.status(self._summary_or_outage())
+
     def _wait_for_signals(self) -> None:
         interval = min(HEARTBEAT, self.systemd.watchdog_interval or HEARTBEAT)
-        last_status = 0.0
         while True:
             received = signal.sigtimedwait(SIGNALS, interval)
             if received is not None and received.si_signo == signal.SIGHUP:
@@ -381,9 +391,6 @@ class Daemon:
                 log.info("received %s; shutting down", signal.Signals(received.si_signo).name)
                 return
             self.systemd.watchdog()
-            if time.monotonic() - last_status >= HEARTBEAT:
-                last_status = time.monotonic()
-                self.systemd.status(self._summary_or_outage())
 
     def reload(self) -> None:
         """Re-read the config; apply it if valid, else keep the current one."""
@@ -437,6 +444,7 @@ class Daemon:
     def _shutdown(self) -> None:
         self.systemd.stopping()
         self.poller.stopping.set()
+        self._end_store_waits_if_unreachable()
         # The poll tick (bounded by datasaur.timeout) and the deliveries in flight
         # (bounded by delivery.timeout) wind down at the same time, for STOP_WAIT at most:
         # a container's stop (10 s by default) must not end in a SIGKILL.
@@ -462,8 +470,28 @@ class Daemon:
             self.api.feed.stop()
         if self.api_server is not None:
             self.api_server.stop()
-        try:
-            self.store.retire()  # other daemons take this one's work at once
+        if self._end_store_waits_if_unreachable():
+            log.warning(
+                "the state database is unreachable: leases not given back (they expire"
+                " within a lease, as after a crash)"
+            )
+            log.info("stopped: state store unavailable")
+            return
+        try:  # other daemons take this one's work at once
+            self.store.retire(timeout=RETIRE_WAIT)
         except StoreError as exc:
+            self.store_failures += 1
+            self._end_store_waits_if_unreachable()
             log.warning("could not release leases (they expire within a lease): %s", exc)
         log.info("stopped: %s", self._summary_or_outage())
+
+    def _end_store_waits_if_unreachable(self) -> bool:
+        """During a database outage (the last store call failed) every tick and lane
+        waits up to 10 s for a connection, and so would giving the leases back: closing
+        the store ends those waits at once, so that a stop stays within a container's
+        grace. What they were doing is done again after a restart, as after a crash.
+        Returns whether the store is closed."""
+        if self.store_failures and self.config.state_url is not None and not self.store_closed:
+            self.store.close()
+            self.store_closed = True
+        return self.store_closed

@@ -659,3 +659,35 @@ def test_run_with_an_unreachable_database_retries_then_exits_1(
     assert f"127.0.0.1:{run.port}" in errors[0] and "cannot reach" in errors[0], errors
     assert "pw-not-shown" not in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["outage-known", "outage-just-begun"])
+def test_a_stop_while_the_database_is_down_exits_0_within_a_containers_grace(
+    cluster: Cluster, postgres_server: PostgresServer, simulator: DatasaurSimulator, known: bool
+) -> None:
+    """SIGTERM during an outage, once a store call has failed (``known``) or just after the
+    database went away (the ticks still waiting for a connection): no lease can be given
+    back, and the daemon exits 0 within 10 s (podman's and docker's default stop) instead
+    of waiting for the store; its leases expire within a lease, as after a crash."""
+    if not postgres_server.controllable:
+        pytest.skip("cannot stop an external PostgreSQL server")
+    ids = in_progress(simulator, 10)
+    daemon = cluster.start("o-1", cluster.config("o-1", {}, [{"id": i} for i in ids]))
+    wait_all_polled(cluster, 10)
+    postgres_server.stop("fast")
+    try:
+        if known:
+            daemon.wait_for_log("retrying in", 30)
+        started = time.monotonic()
+        code = daemon.stop(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        postgres_server.start()
+    print(f"\nstop during an outage ({'known' if known else 'just begun'}): exit {code}"
+          f" after {took:.1f}s")  # fmt: skip
+    assert code == 0, daemon.output
+    assert took < 10, (took, daemon.output)
+    # Known, the leases are not tried; just begun, they may be tried (1 s at most).
+    said = ("leases not given back", "could not release leases")
+    assert any(line in daemon.output for line in said[: 1 if known else 2]), daemon.output
+    assert "Traceback" not in daemon.output

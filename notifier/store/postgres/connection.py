@@ -33,6 +33,12 @@ POOL_SIZE = 10
 STATEMENT_TIMEOUT_MS = 10_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5
+# How long a caller waits for a pooled connection: more than a new connection may take,
+# less than a stop waits for the ticks (daemon.STOP_WAIT), so that a stop during an
+# outage ends in time (psycopg_pool's wait between two failed checks is not interrupted
+# by closing the pool).
+POOL_WAIT_S = CONNECT_TIMEOUT_S + 1.0
+CLOSE_WAIT_S = 0.5  # what close() waits for the listener and the pool's connecting threads
 # Dead connections are found by TCP keepalives rather than by a hung statement.
 CONNECTION_OPTIONS: dict[str, Any] = {
     "connect_timeout": CONNECT_TIMEOUT_S,
@@ -155,7 +161,7 @@ class PostgresConnection(Summaries):
             kwargs={"autocommit": True, **CONNECTION_OPTIONS},
             check=check_quiet_socket,
             configure=lambda conn: arrays.register(conn.adapters),
-            timeout=CONNECT_TIMEOUT_S * 2,
+            timeout=POOL_WAIT_S,
             reconnect_timeout=CONNECT_TIMEOUT_S * 2,
             open=False,
             name="notifier",
@@ -180,16 +186,17 @@ class PostgresConnection(Summaries):
             ) from None
 
     @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+    def _conn(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, waited for ``timeout`` at most (default the pool's)."""
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=timeout) as conn:
                 yield conn
         except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
             raise StoreError(f"state database: {describe(exc)}") from None
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._conn() as conn, conn.transaction():
+    def _transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with self._conn(timeout) as conn, conn.transaction():
             yield conn
 
     def _query(self, sql: str, params: Sequence[Any] = (), binary: bool = False) -> list[Any]:
@@ -206,9 +213,9 @@ class PostgresConnection(Summaries):
     def close(self) -> None:
         """Stop listening and close every connection."""
         self._closing.set()
-        if self._listener is not None:
-            self._listener.join(timeout=CONNECT_TIMEOUT_S + 2)
-        self._pool.close()
+        if self._listener is not None:  # a daemon thread: left behind if inside a connect
+            self._listener.join(timeout=CLOSE_WAIT_S)
+        self._pool.close(timeout=CLOSE_WAIT_S)
 
     def migrate(self) -> int:
         """Apply the numbered steps not yet applied; returns how many were.

@@ -52,10 +52,11 @@ class PostgresLeases(PostgresConnection):
                 self._held.keep(held, {row[0] for row in renewed})
             conn.execute(_RENEW_DELIVERIES, (owner, self.lease))
 
-    def retire(self) -> None:
-        """A clean stop: give every lease back and remove this daemon's heartbeat row."""
+    def retire(self, timeout: float | None = None) -> None:
+        """A clean stop: give every lease back and remove this daemon's heartbeat row,
+        waiting ``timeout`` at most for a connection."""
         owner = self._owner().id
-        with self._transaction() as conn:
+        with self._transaction(timeout) as conn:
             for table in ("jobs", "deliveries"):
                 conn.execute(
                     f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL"

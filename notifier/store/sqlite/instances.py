@@ -31,8 +31,8 @@ class SqliteInstances(SqliteConnection):
                 (instance.id, instance.name, instance.version, now, now, instance.lease),
             )
 
-    def retire(self) -> None:
-        """A clean stop: this daemon's heartbeat row goes."""
+    def retire(self, timeout: float | None = None) -> None:
+        """A clean stop: this daemon's heartbeat row goes (a local file: no ``timeout``)."""
         if self.instance is not None:
             with self._transaction() as conn:
                 conn.execute("DELETE FROM instances WHERE id = ?", (self.instance.id,))
