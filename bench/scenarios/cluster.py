@@ -19,6 +19,7 @@ psycopg, imported when they run, so that the other scenarios run without them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import time
 from collections.abc import Iterator
@@ -213,7 +214,7 @@ def claim_cost(root: Path, sizes: Sizes, watched: int = 100_000) -> dict[str, An
 @scenario("cluster")
 def run_cluster(root: Path, sizes: Sizes, step: Step) -> None:
     for n in (1, 2, 3):
-        step(f"cluster_{n}", lambda n=n: cluster_throughput(root, sizes, n))
+        step(f"cluster_{n}", functools.partial(cluster_throughput, root, sizes, n))
 
 
 @scenario("claims")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -79,4 +80,4 @@ def footprint(root: Path, sizes: Sizes, n: int) -> dict[str, Any]:
 @scenario("footprint")
 def run(root: Path, sizes: Sizes, step: Step) -> None:
     for n in sizes.footprint_jobs:
-        step(f"footprint_{n}", lambda n=n: footprint(root, sizes, n))
+        step(f"footprint_{n}", functools.partial(footprint, root, sizes, n))
