@@ -405,6 +405,12 @@ class Daemon:
             return
         try:
             self._apply(new)
+        except StoreError as exc:
+            log.error(
+                "reload failed, keeping the previous config: %s; reload again (SIGHUP) once"
+                " the state store answers",
+                exc,
+            )
         except Exception as exc:
             log.error("reload failed, keeping the previous config: %s", exc)
         self.systemd.ready(self._summary_or_outage())
@@ -426,20 +432,29 @@ class Daemon:
         redact(secrets_of(new))
         for warning in silent_jobs(new):
             log.warning("%s", warning)
+        channels = build_channels(new)
+        previous = self.config
         self.poller.reconfigure(new)  # first: the callbacks' filters for group events
-        self._sync_config(new)
-        self.dispatcher.reconfigure(build_channels(new), new.delivery, url_channels(new))
-        self.dispatcher.refresh()
+        try:
+            self._sync_config(new)  # the one step that needs the store (it may be down)
+        except BaseException:
+            self.poller.reconfigure(previous)  # the previous config stays whole
+            raise
+        self.dispatcher.reconfigure(channels, new.delivery, url_channels(new))
         if self.api is not None and new.api is not None:
             self.api.reconfigure(new.api, new.callbacks)
-        warn_about_orphans(self.store, new)
         if (tick_seconds(new), housekeeping_seconds(new)) != (
-            tick_seconds(self.config),
-            housekeeping_seconds(self.config),
+            tick_seconds(previous),
+            housekeeping_seconds(previous),
         ):
             self._schedule(new)
         self.config = new
-        log.info("reloaded %s: %s", self.config_path, self.summary())
+        log.info("reloaded %s: %s", self.config_path, self._summary_or_outage())
+        try:  # reads only; the lease tick refreshes the lanes again
+            self.dispatcher.refresh()
+            warn_about_orphans(self.store, new)
+        except StoreError as exc:
+            log.warning("reload: %s", exc)
 
     def _shutdown(self) -> None:
         self.systemd.stopping()

@@ -691,3 +691,54 @@ def test_a_stop_while_the_database_is_down_exits_0_within_a_containers_grace(
     said = ("leases not given back", "could not release leases")
     assert any(line in daemon.output for line in said[: 1 if known else 2]), daemon.output
     assert "Traceback" not in daemon.output
+
+
+def test_a_reload_during_an_outage_keeps_the_previous_config_whole(
+    cluster: Cluster,
+    postgres_server: PostgresServer,
+    simulator: DatasaurSimulator,
+    receiver: WebhookReceiver,
+) -> None:
+    """SIGHUP while the database is down cannot sync the config's jobs: the reload fails
+    with one line and the previous config stays in force everywhere (the poller too, so
+    no event is addressed to a callback the dispatcher does not have); a SIGHUP once the
+    database is back applies the new one."""
+    if not postgres_server.controllable:
+        pytest.skip("cannot stop an external PostgreSQL server")
+    ids = in_progress(simulator, 3)
+    old = cluster.config("h-1", {"hook": webhook(receiver)}, [{"id": i} for i in ids[:2]])
+    daemon = cluster.start("h-1", old)
+    wait_all_polled(cluster, 2)
+    new = cluster.config(
+        "h-1",
+        {"hook": webhook(receiver), "hook2": webhook(receiver, "/hook2")},
+        [{"id": i} for i in ids],
+    )
+    write_config(cluster.path("h-1"), new)
+    postgres_server.stop("fast")
+    try:
+        daemon.wait_for_log("retrying in", 30)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_log("reload failed, keeping the previous config", 30)
+    finally:
+        postgres_server.start()
+    daemon.wait_for_log("the state store answers again", 40)
+
+    simulator.set_job(ids[0], "DELIVERED", 100)
+    wait_received(receiver, {(ids[0], "/hook", "job.delivered")}, 30)
+    assert cluster.scalar("SELECT count(*) FROM deliveries WHERE callback = 'hook2'") == 0
+    wait_all_delivered(cluster, 1)
+    assert cluster.scalar("SELECT count(*) FROM jobs WHERE id = %s", (ids[2],)) == 0
+
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded", 30)
+    simulator.set_job(ids[1], "DELIVERED", 100)
+    wait_received(
+        receiver,
+        {(ids[0], "/hook", "job.delivered"), (ids[1], "/hook", "job.delivered"),
+         (ids[1], "/hook2", "job.delivered")},
+        30,
+    )  # fmt: skip
+    wait_until(lambda: cluster.scalar("SELECT status FROM jobs WHERE id = %s", (ids[2],)), 30)
+    assert "Traceback" not in daemon.output
+    assert daemon.alive()
