@@ -5,6 +5,10 @@ from __future__ import annotations
 import email.utils
 import random
 
+# First and longest wait after a failed call to the state store (the daemon's ticks,
+# ``wait``'s looks at the state).
+STORE_BACKOFF = (0.5, 10.0)
+
 
 def exponential(
     failures: int, initial: float, maximum: float, rng: random.Random | None = None

@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from notifier import __version__, channels
 from notifier.api.app import Api
 from notifier.api.server import ApiServer
-from notifier.backoff import exponential
+from notifier.backoff import STORE_BACKOFF, exponential
 from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels.callback_url import CallbackUrlChannel
 from notifier.config import Config, ConfigError, load_config, secrets_of, silent_jobs
@@ -49,7 +49,6 @@ HEARTBEAT = 5.0
 CONNECT_FOR = 30.0  # an unreachable database at start is retried for this long
 STOP_WAIT = 7.0  # after SIGTERM, the work in flight is waited for this long at most
 RETIRE_WAIT = 1.0  # then giving the leases back waits this long at most for the store
-STORE_BACKOFF = (0.5, 10.0)  # first and longest wait after a failed store call
 
 
 T = TypeVar("T")

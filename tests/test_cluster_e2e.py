@@ -742,3 +742,45 @@ def test_a_reload_during_an_outage_keeps_the_previous_config_whole(
     wait_until(lambda: cluster.scalar("SELECT status FROM jobs WHERE id = %s", (ids[2],)), 30)
     assert "Traceback" not in daemon.output
     assert daemon.alive()
+
+
+def test_wait_rides_out_a_database_outage(
+    cluster: Cluster, postgres_server: PostgresServer, simulator: DatasaurSimulator
+) -> None:
+    """``wait`` (polling itself: no daemon runs) while PostgreSQL stops and starts again:
+    one line per retry, then it goes on and exits 0 when the job is delivered (1 would
+    read as a failed job)."""
+    if not postgres_server.controllable:
+        pytest.skip("cannot stop an external PostgreSQL server")
+    [job_id] = in_progress(simulator, 1)
+    config = cluster.config("w-1", {})
+    config["polling"] = {"interval": "0.2s", "max_interval": "0.4s", "expire_after": 0}
+    path = write_config(cluster.path("w-1"), config)
+    assert cli(path, "migrate").returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notifier", "-c", str(path), "wait", job_id, "--timeout", "90s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        wait_all_polled(cluster, 1)
+        postgres_server.stop("fast")
+        try:
+            wait_until(lambda: any("retrying in" in line for line in errors), 30)
+            assert process.poll() is None, "".join(errors)
+        finally:
+            postgres_server.start()
+        wait_until(lambda: any("answers again" in line for line in errors), 40)
+        simulator.set_job(job_id, "DELIVERED", 100)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(5)
+    assert process.returncode == 0, out + "".join(errors)
+    assert "1 of 1 ended: all delivered (exit 0)" in out
+    assert "Traceback" not in "".join(errors)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import socket
 import sys
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from notifier import __version__
+from notifier.backoff import STORE_BACKOFF, exponential
 from notifier.cli.base import FAILURE, OK, Command, UsageError
 from notifier.cli.parsing import add_repeatable
 from notifier.cli.progress import LiveBars, clock
@@ -33,12 +35,13 @@ from notifier.config import Config, unknown_callback
 from notifier.durations import parse_duration
 from notifier.events import isoformat
 from notifier.poller import NOT_FOUND, Poller
-from notifier.store import Instance, Store, WatchedJob, open_store
+from notifier.store import Instance, Store, StoreError, WatchedJob, open_store
 
 UNKNOWN, TIMED_OUT, INTERRUPTED = 3, 124, 130
 ROUND = 0.25  # seconds between looks at the state (and at most 4 redraws a second)
 NOT_FOUND_POLLS = 3  # Datasaur answers "no such job" this many polls in a row: exit 3
 ENDED = ("done", "expired", "unwatched")
+log = logging.getLogger("notifier.wait")
 
 
 @dataclass
@@ -235,22 +238,60 @@ def _follow_until(
     group: str | None,
     pressed: threading.Event,
 ) -> int:
-    """:func:`_follow`'s loop; ``pressed``: Ctrl-C (exit 130 at the next look)."""
+    """:func:`_follow`'s loop; ``pressed``: Ctrl-C (exit 130 at the next look).
+
+    A state store that fails meanwhile (a PostgreSQL restart, say) is waited for, with
+    one line per retry, until it answers or the timeout passes: a blip is not an exit
+    (1 would read as a failed job)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    poller: Poller | None = None
+    rounds = _Rounds(store, config, jobs, output, group, pressed)
+    failures = 0
     while not pressed.is_set():
-        now = time.time()
+        delay = ROUND
+        try:
+            code = rounds.look(time.time())
+        except StoreError as exc:
+            failures += 1
+            delay = exponential(failures, *STORE_BACKOFF)
+            log.error("%s; retrying in %.1fs (failure %d)", exc, delay, failures)
+        else:
+            if failures:
+                log.info("the state store answers again after %d failures", failures)
+            failures = 0
+            if code is not None:
+                return code
+        if deadline is not None and time.monotonic() >= deadline:
+            return TIMED_OUT
+        pressed.wait(delay)
+    return INTERRUPTED
+
+
+@dataclass
+class _Rounds:
+    """One look at the state per round: polling first if no daemon runs."""
+
+    store: Store
+    config: Config
+    jobs: list[Watched]
+    output: Output
+    group: str | None
+    pressed: threading.Event
+    poller: Poller | None = None
+
+    def look(self, now: float) -> int | None:
+        """Show what changed; the exit code once every job (or the group) has ended."""
+        store, jobs, group = self.store, self.jobs, self.group
         if not _daemon_alive(store, now):
-            poller = poller or _own_poller(config, pressed)
-            poller.tick()
+            self.poller = self.poller or _own_poller(self.config, self.pressed)
+            self.poller.tick()
         if group is not None:  # members may join while it is open
             known = {w.job.id for w in jobs}
             jobs += [Watched(j) for j in store.jobs(group=group) if j.id not in known]
         for w in jobs:
             found = store.jobs(job_id=w.job.id)
             if found and w.observe(found[0]):
-                output.change(w, now)
-        output.refresh(jobs)
+                self.output.change(w, now)
+        self.output.refresh(jobs)
         if group is not None:
             views = store.groups(group_id=group)
             if not views:
@@ -259,10 +300,7 @@ def _follow_until(
                 return OK if views[0].group.state == "completed" else FAILURE
         elif all(w.ended for w in jobs):
             return exit_code(jobs)
-        if deadline is not None and time.monotonic() >= deadline:
-            return TIMED_OUT
-        pressed.wait(ROUND)
-    return INTERRUPTED
+        return None
 
 
 def _own_poller(config: Config, stopping: threading.Event) -> Poller:
