@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +26,9 @@ from notifier import __version__, channels
 from notifier.api.app import Api
 from notifier.api.server import ApiServer
 from notifier.backoff import STORE_BACKOFF, exponential
-from notifier.callback_urls import CALLBACK_PREFIX
 from notifier.channels.callback_url import CallbackUrlChannel
 from notifier.config import Config, ConfigError, load_config, secrets_of, silent_jobs
+from notifier.config_warnings import warn_about_orphans, warn_if_readable
 from notifier.delivery import Dispatcher, UrlChannelFactory
 from notifier.durations import format_duration
 from notifier.errors import socket_reason
@@ -82,29 +81,6 @@ def build_channels(config: Config) -> dict[str, channels.Channel]:
     }
 
 
-def warn_if_readable(path: Path, config: Config) -> None:
-    """The config may hold secrets: say so if other users can read it.
-
-    A warning when a secret is written in the file itself; only a note when every secret
-    comes from elsewhere (``${credential:...}``, ``${file:...}``, ``${VAR}``).
-    """
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return
-    if not mode & stat.S_IROTH:
-        return
-    if any(secret in text for secret in secrets_of(config)):
-        log.warning(
-            "config file %s is readable by other users and holds secrets: chmod o-r it, or"
-            " take the secrets from ${credential:NAME}, ${file:/path} or ${VAR}",
-            path,
-        )
-    else:
-        log.info("config file %s is readable by other users (it holds no secret itself)", path)
-
-
 def url_channels(config: Config) -> UrlChannelFactory | None:
     """The channel maker of ``url:<origin>`` lanes (jobs' own URLs), if the API is on."""
     api = config.api
@@ -113,20 +89,6 @@ def url_channels(config: Config) -> UrlChannelFactory | None:
     return lambda name: CallbackUrlChannel(
         name, api.callback_secret, api.allow_callback_urls, config.delivery.timeout
     )
-
-
-def warn_about_orphans(store: Store, config: Config) -> None:
-    """Pending deliveries to a callback no longer configured wait for it: say so."""
-    for callback, count in store.pending_by_callback().items():
-        if config.api is not None and callback.startswith(CALLBACK_PREFIX):
-            continue
-        if callback not in config.callbacks:
-            log.warning(
-                "%d pending deliveries are for callback %r, which is not configured; "
-                "they stay pending until it is configured again",
-                count,
-                callback,
-            )
 
 
 class Daemon:

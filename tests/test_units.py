@@ -799,7 +799,7 @@ def test_deliveries_table() -> None:
 
 def test_world_readable_config_warns_only_when_it_holds_a_secret(tmp_path, caplog):
     from notifier.config import load_config
-    from notifier.daemon import warn_if_readable
+    from notifier.config_warnings import warn_if_readable
 
     path = tmp_path / "config.yaml"
     path.write_text("datasaur: {token: '${TOKEN}'}\nstate_path: s.db\n")
@@ -816,7 +816,7 @@ def test_world_readable_config_warns_only_when_it_holds_a_secret(tmp_path, caplo
 
 def test_pending_deliveries_of_a_removed_callback_are_named(tmp_path, caplog):
     from notifier.config import parse_config
-    from notifier.daemon import warn_about_orphans
+    from notifier.config_warnings import warn_about_orphans
     from notifier.store import JobUpdate, NewEvent, SqliteStore
 
     store = SqliteStore(tmp_path / "state.db")
