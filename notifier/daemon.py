@@ -463,7 +463,7 @@ class Daemon:
 
     def _end_store_waits_if_unreachable(self) -> bool:
         """During a database outage (the last store call failed) every tick and lane
-        waits up to 10 s for a connection, and so would giving the leases back: closing
+        waits for a connection (POOL_WAIT_S), and so would giving the leases back: closing
         the store ends those waits at once, so that a stop stays within a container's
         grace. What they were doing is done again after a restart, as after a crash.
         Returns whether the store is closed."""
